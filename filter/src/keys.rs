@@ -1,0 +1,293 @@
+//! The verification keys: the algorithm allow-list, inline JWKS, PEM keys and
+//! (only when explicitly configured) HMAC secrets, compiled once into
+//! ready-to-use verifiers selected by `kid` and `alg`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine;
+use jsonwebtoken::crypto::JwtVerifier;
+use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind};
+use rsa::pkcs1::DecodeRsaPublicKey;
+use rsa::traits::PublicKeyParts;
+
+use crate::config::{ConfigError, RawConfig};
+
+/// Smallest RSA modulus accepted: shorter keys are forgeable in practice.
+const MIN_RSA_BITS: usize = 2048;
+
+/// Every asymmetric algorithm; the allow-list when the config names none.
+pub const ASYMMETRIC: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// One verification key, bound to exactly one algorithm.
+pub struct Key {
+    pub kid: Option<String>,
+    pub alg: Algorithm,
+    verifier: Box<dyn JwtVerifier>,
+}
+
+impl Key {
+    /// Checks `signature` over `message` (`base64(header).base64(payload)`).
+    pub fn verifies(&self, message: &[u8], signature: &Vec<u8>) -> bool {
+        self.verifier.verify(message, signature).is_ok()
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key").field("kid", &self.kid).field("alg", &self.alg).finish()
+    }
+}
+
+/// Why no key could be selected for a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyMiss {
+    /// The algorithm is not allowed, or not the algorithm of the `kid`'s key.
+    AlgNotAllowed,
+    /// No key with this `kid`; or no `kid` and not exactly one key of the `alg`.
+    UnknownKid,
+}
+
+#[derive(Debug, Default)]
+pub struct KeySet {
+    allowed: Vec<Algorithm>,
+    keys: Vec<Key>,
+}
+
+impl KeySet {
+    pub(crate) fn compile(raw: &RawConfig) -> Result<KeySet, ConfigError> {
+        let allowed = compile_algorithms(raw)?;
+        let mut keys = Vec::new();
+        if let Some(jwks) = &raw.keys.jwks {
+            for (i, value) in jwks.keys.iter().enumerate() {
+                if let Some(key) = compile_jwk(&format!("keys.jwks.keys[{i}]"), value)? {
+                    keys.push(key);
+                }
+            }
+        }
+        for (i, pem) in raw.keys.pem.iter().enumerate() {
+            let field = format!("keys.pem[{i}]");
+            let alg = parse_alg(&format!("{field}.alg"), &pem.alg)?;
+            keys.push(compile_pem(&field, pem.kid.clone(), alg, pem.key.as_bytes())?);
+        }
+        for (i, secret) in raw.hmac_secrets.iter().enumerate() {
+            let field = format!("hmac_secrets[{i}]");
+            keys.push(compile_hmac(&field, secret.kid.clone(), &secret.alg, &secret.secret_base64)?);
+        }
+        if keys.is_empty() {
+            return Err(ConfigError::new("keys", "no verification key configured"));
+        }
+        for (i, key) in keys.iter().enumerate() {
+            if let Some(kid) = &key.kid
+                && keys.iter().skip(i + 1).any(|k| k.kid.as_deref() == Some(kid))
+            {
+                return Err(ConfigError::new("keys", format!("duplicate kid \"{kid}\"")));
+            }
+        }
+        Ok(KeySet { allowed, keys })
+    }
+
+    pub fn is_allowed(&self, alg: Algorithm) -> bool {
+        self.allowed.contains(&alg)
+    }
+
+    /// Picks the key for a token header: by `kid` when there is one (its key
+    /// must be of the same algorithm), else the only key of that algorithm.
+    pub fn select(&self, alg: Algorithm, kid: Option<&str>) -> Result<&Key, KeyMiss> {
+        if !self.is_allowed(alg) {
+            return Err(KeyMiss::AlgNotAllowed);
+        }
+        match kid {
+            Some(kid) => {
+                let key = self
+                    .keys
+                    .iter()
+                    .find(|k| k.kid.as_deref() == Some(kid))
+                    .ok_or(KeyMiss::UnknownKid)?;
+                if key.alg == alg { Ok(key) } else { Err(KeyMiss::AlgNotAllowed) }
+            }
+            None => {
+                let mut of_alg = self.keys.iter().filter(|k| k.alg == alg);
+                match (of_alg.next(), of_alg.next()) {
+                    (Some(key), None) => Ok(key),
+                    _ => Err(KeyMiss::UnknownKid),
+                }
+            }
+        }
+    }
+}
+
+fn compile_algorithms(raw: &RawConfig) -> Result<Vec<Algorithm>, ConfigError> {
+    let Some(names) = &raw.algorithms else {
+        return Ok(ASYMMETRIC.to_vec());
+    };
+    if names.is_empty() {
+        return Err(ConfigError::new("algorithms", "must name at least one algorithm"));
+    }
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let field = format!("algorithms[{i}]");
+            let alg = parse_alg(&field, name)?;
+            if alg.family() == AlgorithmFamily::Hmac && raw.hmac_secrets.is_empty() {
+                return Err(ConfigError::new(
+                    field,
+                    format!("{name} is a shared-secret algorithm: it needs an explicit hmac_secrets entry"),
+                ));
+            }
+            Ok(alg)
+        })
+        .collect()
+}
+
+fn parse_alg(field: &str, name: &str) -> Result<Algorithm, ConfigError> {
+    if name.eq_ignore_ascii_case("none") {
+        return Err(ConfigError::new(field, "\"none\" is never accepted"));
+    }
+    Algorithm::from_str(name)
+        .map_err(|_| ConfigError::new(field, format!("unknown algorithm \"{name}\"")))
+}
+
+/// Binds a decoded key to its algorithm, refusing keys that cannot serve it.
+fn bind(field: &str, kid: Option<String>, alg: Algorithm, key: DecodingKey) -> Result<Key, ConfigError> {
+    if key.family() != alg.family() {
+        return Err(ConfigError::new(field, format!("key type does not fit {alg:?}")));
+    }
+    match key.family() {
+        AlgorithmFamily::Rsa => check_rsa(field, &key)?,
+        AlgorithmFamily::Ec => {
+            // An uncompressed SEC1 point: 1 + 2 * 32 bytes on P-256, 1 + 2 * 48 on P-384.
+            let want = if alg == Algorithm::ES256 { 65 } else { 97 };
+            let len = key.try_get_as_bytes().map(<[u8]>::len).unwrap_or(0);
+            if len != want {
+                return Err(ConfigError::new(field, format!("key curve does not fit {alg:?}")));
+            }
+        }
+        _ => {}
+    }
+    // The RustCrypto verifiers parse EC and Ed25519 points here, so a point
+    // off the curve is refused now rather than on the first request.
+    let verifier = (DEFAULT_PROVIDER.verifier_factory)(&alg, &key)
+        .map_err(|e| ConfigError::new(field, format!("unusable key for {alg:?}: {e}")))?;
+    Ok(Key { kid, alg, verifier })
+}
+
+fn check_rsa(field: &str, key: &DecodingKey) -> Result<(), ConfigError> {
+    let parsed = match key.kind() {
+        DecodingKeyKind::SecretOrDer(der) => rsa::RsaPublicKey::from_pkcs1_der(der)
+            .map_err(|e| ConfigError::new(field, format!("unparsable RSA key: {e}")))?,
+        DecodingKeyKind::RsaModulusExponent { n, e } => rsa::RsaPublicKey::new(
+            rsa::BigUint::from_bytes_be(n),
+            rsa::BigUint::from_bytes_be(e),
+        )
+        .map_err(|e| ConfigError::new(field, format!("unusable RSA key: {e}")))?,
+    };
+    let bits = parsed.n().bits();
+    if bits < MIN_RSA_BITS {
+        return Err(ConfigError::new(
+            field,
+            format!("RSA key of {bits} bits is too short (at least {MIN_RSA_BITS})"),
+        ));
+    }
+    Ok(())
+}
+
+fn compile_pem(field: &str, kid: Option<String>, alg: Algorithm, pem: &[u8]) -> Result<Key, ConfigError> {
+    let decoded = match alg.family() {
+        AlgorithmFamily::Rsa => DecodingKey::from_rsa_pem(pem),
+        AlgorithmFamily::Ec => DecodingKey::from_ec_pem(pem),
+        AlgorithmFamily::Ed => DecodingKey::from_ed_pem(pem),
+        AlgorithmFamily::Hmac => {
+            return Err(ConfigError::new(
+                format!("{field}.alg"),
+                "shared-secret algorithms belong in hmac_secrets",
+            ));
+        }
+    };
+    let key = decoded.map_err(|e| {
+        ConfigError::new(format!("{field}.key"), format!("not a {alg:?} public key in PEM: {e}"))
+    })?;
+    bind(&format!("{field}.key"), kid, alg, key)
+}
+
+/// A JWK becomes a key, or `None` for an encryption key that has no business
+/// verifying signatures. Its `alg` may be left out where the key type fixes it.
+fn compile_jwk(field: &str, value: &serde_json::Value) -> Result<Option<Key>, ConfigError> {
+    let jwk: Jwk = serde_json::from_value(value.clone())
+        .map_err(|e| ConfigError::new(field, format!("not a JWK: {e}")))?;
+    if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
+        return Ok(None);
+    }
+    let inferred = match &jwk.algorithm {
+        AlgorithmParameters::OctetKey(_) => {
+            return Err(ConfigError::new(field, "symmetric (oct) keys belong in hmac_secrets"));
+        }
+        AlgorithmParameters::RSA(_) => None,
+        AlgorithmParameters::EllipticCurve(p) => match p.curve {
+            EllipticCurve::P256 => Some(Algorithm::ES256),
+            EllipticCurve::P384 => Some(Algorithm::ES384),
+            _ => return Err(ConfigError::new(format!("{field}.crv"), "unsupported curve")),
+        },
+        AlgorithmParameters::OctetKeyPair(p) => match p.curve {
+            EllipticCurve::Ed25519 => Some(Algorithm::EdDSA),
+            _ => return Err(ConfigError::new(format!("{field}.crv"), "unsupported curve")),
+        },
+        _ => {
+            return Err(ConfigError::new(
+                field,
+                "not a usable public key (RSA needs n and e, EC needs crv, x and y, OKP needs crv and x)",
+            ));
+        }
+    };
+    let alg = match (jwk.common.key_algorithm, inferred) {
+        (Some(named), inferred) => {
+            let alg = Algorithm::try_from(named).map_err(|_| {
+                ConfigError::new(format!("{field}.alg"), "not a signature algorithm")
+            })?;
+            if inferred.is_some_and(|i| i != alg) {
+                return Err(ConfigError::new(format!("{field}.alg"), "does not fit the key's curve"));
+            }
+            alg
+        }
+        (None, Some(inferred)) => inferred,
+        (None, None) => {
+            return Err(ConfigError::new(format!("{field}.alg"), "required for RSA keys"));
+        }
+    };
+    let key = DecodingKey::from_jwk(&jwk)
+        .map_err(|e| ConfigError::new(field, format!("unparsable key material: {e}")))?;
+    bind(field, jwk.common.key_id.clone(), alg, key).map(Some)
+}
+
+fn compile_hmac(field: &str, kid: Option<String>, alg: &str, secret: &str) -> Result<Key, ConfigError> {
+    let alg = parse_alg(&format!("{field}.alg"), alg)?;
+    let min_len = match alg {
+        Algorithm::HS256 => 32,
+        Algorithm::HS384 => 48,
+        Algorithm::HS512 => 64,
+        _ => return Err(ConfigError::new(format!("{field}.alg"), "not an HMAC algorithm")),
+    };
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(secret.trim_end_matches('='))
+        .map_err(|_| ConfigError::new(format!("{field}.secret_base64"), "not base64"))?;
+    if bytes.len() < min_len {
+        return Err(ConfigError::new(
+            format!("{field}.secret_base64"),
+            format!("{alg:?} needs a secret of at least {min_len} bytes"),
+        ));
+    }
+    bind(field, kid, alg, DecodingKey::from_secret(&bytes))
+}

@@ -1,0 +1,20 @@
+//! license-gate: a proxy-wasm HTTP filter that enforces signed license JWTs
+//! and the feature entitlements they carry.
+//!
+//! Everything but [`proxy`] is plain Rust with no host calls, so it builds and
+//! unit-tests natively; [`proxy`] is the thin proxy-wasm adapter, built only
+//! for `wasm32`.
+
+pub mod config;
+pub mod decision;
+pub mod keys;
+pub mod license;
+pub mod plans;
+pub mod reason;
+pub mod request;
+pub mod routes;
+pub mod token_source;
+pub mod verify;
+
+#[cfg(target_arch = "wasm32")]
+mod proxy;

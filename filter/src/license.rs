@@ -1,0 +1,42 @@
+//! A verified license: what the policy and the upstream headers need from the
+//! token, and nothing else.
+
+use std::collections::BTreeSet;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LicenseStatus {
+    /// Within its validity window.
+    Active,
+    /// Past `exp`, but within the configured grace period.
+    Grace,
+}
+
+impl LicenseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LicenseStatus::Active => "active",
+            LicenseStatus::Grace => "grace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct License {
+    pub status: LicenseStatus,
+    /// The token's own features plus everything its plan grants.
+    pub features: BTreeSet<String>,
+    pub plan: Option<String>,
+    pub tenant: Option<String>,
+    pub license_id: Option<String>,
+    /// `exp` in seconds since the epoch; `None` for a perpetual license.
+    pub expires_at: Option<u64>,
+    /// Values for the configured `forward.headers`, in the config's order;
+    /// `None` where the claim is absent or cannot be a header value.
+    pub forwarded: Vec<Option<String>>,
+}
+
+impl License {
+    pub fn has(&self, feature: &str) -> bool {
+        self.features.contains(feature)
+    }
+}

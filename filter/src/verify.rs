@@ -1,0 +1,249 @@
+//! Token verification: compact JWS parsing, key selection, the cheap claim
+//! checks, then the signature. Each failure maps to one stable [`Reason`].
+//!
+//! Time comes in as an argument (the host clock), never from `SystemTime`.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::config::ConfigError;
+use crate::keys::{KeyMiss, KeySet};
+use crate::license::{License, LicenseStatus};
+use crate::plans::Plans;
+use crate::reason::Reason;
+
+/// Which payload claims carry the license's attributes.
+#[derive(Debug, Clone)]
+pub struct ClaimNames {
+    pub features: String,
+    pub plan: String,
+    pub tenant: String,
+    pub license_id: String,
+    /// Claims copied into upstream headers, in `forward.headers` order.
+    pub forwarded: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Verifier {
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    keys: KeySet,
+    plans: Plans,
+    claims: ClaimNames,
+    skew: u64,
+    grace: u64,
+}
+
+/// The JOSE header fields the filter acts on.
+#[derive(Deserialize)]
+struct JoseHeader {
+    alg: String,
+    kid: Option<String>,
+    /// Critical extensions (RFC 7515 §4.1.11): the filter understands none.
+    crit: Option<Value>,
+}
+
+impl Verifier {
+    pub fn new(
+        issuers: &[String],
+        audiences: &[String],
+        keys: KeySet,
+        plans: Plans,
+        claims: ClaimNames,
+        skew: u64,
+        grace: u64,
+    ) -> Result<Verifier, ConfigError> {
+        if issuers.is_empty() {
+            return Err(ConfigError::new("issuers", "must name at least one issuer"));
+        }
+        if let Some(i) = issuers.iter().position(String::is_empty) {
+            return Err(ConfigError::new(format!("issuers[{i}]"), "must not be empty"));
+        }
+        if let Some(i) = audiences.iter().position(String::is_empty) {
+            return Err(ConfigError::new(format!("audiences[{i}]"), "must not be empty"));
+        }
+        Ok(Verifier {
+            issuers: issuers.to_vec(),
+            audiences: audiences.to_vec(),
+            keys,
+            plans,
+            claims,
+            skew,
+            grace,
+        })
+    }
+
+    /// Verifies a compact JWS at time `now` (seconds since the epoch).
+    pub fn verify(&self, token: &str, now: u64) -> Result<License, Reason> {
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Reason::Malformed);
+        };
+
+        let header: JoseHeader = decode_json(header_b64)?;
+        if header.crit.is_some() {
+            return Err(Reason::Malformed);
+        }
+        let alg = Algorithm::from_str(&header.alg).map_err(|_| Reason::AlgNotAllowed)?;
+        let key = self.keys.select(alg, header.kid.as_deref()).map_err(|miss| match miss {
+            KeyMiss::AlgNotAllowed => Reason::AlgNotAllowed,
+            KeyMiss::UnknownKid => Reason::UnknownKid,
+        })?;
+
+        // Cheap checks before the expensive one: a stale or foreign token
+        // costs no signature verification.
+        let claims: Map<String, Value> = decode_json(payload_b64)?;
+        let status = self.check_claims(&claims, now)?;
+
+        let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| Reason::Malformed)?;
+        let signed_len = header_b64.len() + 1 + payload_b64.len();
+        let message = token.as_bytes().get(..signed_len).ok_or(Reason::Malformed)?;
+        if !key.verifies(message, &signature) {
+            return Err(Reason::BadSignature);
+        }
+
+        self.license(&claims, status)
+    }
+
+    fn check_claims(&self, claims: &Map<String, Value>, now: u64) -> Result<LicenseStatus, Reason> {
+        match claims.get("iss") {
+            Some(Value::String(iss)) if self.issuers.contains(iss) => {}
+            _ => return Err(Reason::IssuerMismatch),
+        }
+        if !self.audiences.is_empty() {
+            let ok = match claims.get("aud") {
+                Some(Value::String(aud)) => self.audiences.contains(aud),
+                Some(Value::Array(auds)) => auds
+                    .iter()
+                    .any(|a| a.as_str().is_some_and(|a| self.audiences.iter().any(|x| x == a))),
+                _ => false,
+            };
+            if !ok {
+                return Err(Reason::AudienceMismatch);
+            }
+        }
+        if let Some(nbf) = numeric_date(claims, "nbf")?
+            && nbf > now.saturating_add(self.skew)
+        {
+            return Err(Reason::NotYetValid);
+        }
+        match numeric_date(claims, "exp")? {
+            None => Ok(LicenseStatus::Active),
+            Some(exp) => {
+                let hard_end = exp.saturating_add(self.skew);
+                if now < hard_end {
+                    Ok(LicenseStatus::Active)
+                } else if now < hard_end.saturating_add(self.grace) {
+                    Ok(LicenseStatus::Grace)
+                } else {
+                    Err(Reason::Expired)
+                }
+            }
+        }
+    }
+
+    fn license(&self, claims: &Map<String, Value>, status: LicenseStatus) -> Result<License, Reason> {
+        let names = &self.claims;
+        let mut features: BTreeSet<String> = match claims.get(&names.features) {
+            None | Some(Value::Null) => BTreeSet::new(),
+            Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or(Reason::Malformed))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(Reason::Malformed),
+        };
+        let plan = match claims.get(&names.plan) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(p)) => Some(p.clone()),
+            Some(_) => return Err(Reason::Malformed),
+        };
+        if let Some(granted) = plan.as_deref().and_then(|p| self.plans.features(p)) {
+            features.extend(granted.iter().cloned());
+        }
+        Ok(License {
+            status,
+            features,
+            plan,
+            tenant: claims.get(&names.tenant).and_then(header_value),
+            license_id: claims.get(&names.license_id).and_then(header_value),
+            expires_at: numeric_date(claims, "exp").ok().flatten(),
+            forwarded: names.forwarded.iter().map(|c| claims.get(c).and_then(header_value)).collect(),
+        })
+    }
+}
+
+fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, Reason> {
+    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| Reason::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| Reason::Malformed)
+}
+
+/// A NumericDate claim in whole seconds; fractions are truncated, negative
+/// dates are the epoch. A claim that is not a number makes the token malformed.
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, Reason> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => Ok(Some(
+            n.as_u64().unwrap_or_else(|| n.as_f64().map_or(0, |f| if f > 0.0 { f as u64 } else { 0 })),
+        )),
+        Some(_) => Err(Reason::Malformed),
+    }
+}
+
+/// A claim as an upstream header value: strings as they are, numbers and
+/// booleans as JSON text, arrays of those joined with commas. Anything with a
+/// control character (header injection) or an object is left out.
+fn header_value(v: &Value) -> Option<String> {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Array(items) => {
+            let parts: Option<Vec<String>> = items
+                .iter()
+                .map(|i| match i {
+                    Value::Array(_) | Value::Object(_) | Value::Null => None,
+                    scalar => header_value(scalar),
+                })
+                .collect();
+            parts?.join(",")
+        }
+        Value::Null | Value::Object(_) => return None,
+    };
+    (!text.chars().any(char::is_control)).then_some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn header_values() {
+        assert_eq!(header_value(&json!("acme")), Some("acme".into()));
+        assert_eq!(header_value(&json!(42)), Some("42".into()));
+        assert_eq!(header_value(&json!(["a", 1, true])), Some("a,1,true".into()));
+        assert_eq!(header_value(&json!("a\r\nx-injected: 1")), None);
+        assert_eq!(header_value(&json!({"a": 1})), None);
+        assert_eq!(header_value(&json!([["a"]])), None);
+    }
+
+    #[test]
+    fn numeric_dates() {
+        let claims = json!({"a": 10, "b": 10.9, "c": -5, "d": "10"});
+        let Value::Object(m) = claims else { unreachable!() };
+        assert_eq!(numeric_date(&m, "a"), Ok(Some(10)));
+        assert_eq!(numeric_date(&m, "b"), Ok(Some(10)));
+        assert_eq!(numeric_date(&m, "c"), Ok(Some(0)));
+        assert_eq!(numeric_date(&m, "d"), Err(Reason::Malformed));
+        assert_eq!(numeric_date(&m, "zz"), Ok(None));
+    }
+}

@@ -1,0 +1,178 @@
+//! Drives a module through Envoy's lifecycle: create the root context, start
+//! the VM, configure the plugin; then per request: create a context, request
+//! headers, done, log, delete.
+
+use wasmtime::error::Context as _;
+use wasmtime::{Result, bail};
+use wasmtime::{Instance, Module, Store};
+
+use crate::host::{HostState, LocalResponse, LogLine, linker};
+use crate::process::Process;
+use crate::wire::Pairs;
+
+const ROOT_CONTEXT: i32 = 1;
+const MAP_REQUEST_HEADERS: usize = 0;
+
+/// The proxy-wasm `Action` a callback returned.
+const ACTION_CONTINUE: i32 = 0;
+const ACTION_PAUSE: i32 = 1;
+
+/// What became of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// The filter let it through; these are the headers the upstream gets.
+    Forwarded { headers: Pairs },
+    /// The filter answered it.
+    Local(LocalResponse),
+}
+
+impl Reply {
+    /// The status the client sees (200 for a forwarded request).
+    pub fn status(&self) -> u32 {
+        match self {
+            Reply::Forwarded { .. } => 200,
+            Reply::Local(r) => r.status,
+        }
+    }
+
+    /// A forwarded header (first value, as text), or a local response header.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let pairs = match self {
+            Reply::Forwarded { headers } => headers,
+            Reply::Local(r) => &r.headers,
+        };
+        pairs
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// How many values a header has.
+    pub fn header_count(&self, name: &str) -> usize {
+        match self {
+            Reply::Forwarded { headers } => headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).count(),
+            Reply::Local(r) => r.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).count(),
+        }
+    }
+
+    pub fn body(&self) -> String {
+        match self {
+            Reply::Forwarded { .. } => String::new(),
+            Reply::Local(r) => String::from_utf8_lossy(&r.body).into_owned(),
+        }
+    }
+}
+
+/// One VM: one instance of the module, as one Envoy worker thread holds.
+pub struct Vm {
+    store: Store<HostState>,
+    instance: Instance,
+    next_context: i32,
+}
+
+impl Vm {
+    /// Instantiates the module and runs `_initialize`, context creation for
+    /// the root and `proxy_on_vm_start`.
+    pub fn start(module: &Module, process: &Process) -> Result<Vm> {
+        let mut store = Store::new(module.engine(), HostState::new(process.clone()));
+        let instance = linker().instantiate(&mut store, module).context("instantiate")?;
+        let mut vm = Vm { store, instance, next_context: ROOT_CONTEXT + 1 };
+        if let Ok(init) = vm.instance.get_typed_func::<(), ()>(&mut vm.store, "_initialize") {
+            init.call(&mut vm.store, ())?;
+        }
+        vm.call::<(i32, i32), ()>("proxy_on_context_create", (ROOT_CONTEXT, 0))?;
+        let vm_config_len = vm.store.data().vm_configuration.as_ref().map_or(0, Vec::len) as i32;
+        if vm.call::<(i32, i32), i32>("proxy_on_vm_start", (ROOT_CONTEXT, vm_config_len))? == 0 {
+            bail!("proxy_on_vm_start returned false");
+        }
+        Ok(vm)
+    }
+
+    fn call<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(&mut self, name: &str, params: P) -> Result<R> {
+        let f = self
+            .instance
+            .get_typed_func::<P, R>(&mut self.store, name)
+            .with_context(|| format!("export {name}"))?;
+        let out = f.call(&mut self.store, params).with_context(|| format!("{name} trapped"))?;
+        let unimplemented = std::mem::take(&mut self.store.data_mut().unimplemented);
+        if !unimplemented.is_empty() {
+            bail!("{name} called unimplemented host functions: {unimplemented:?}");
+        }
+        Ok(out)
+    }
+
+    /// `proxy_on_configure` with this plugin configuration; Envoy refuses the
+    /// configuration when it returns false.
+    pub fn configure(&mut self, plugin_configuration: &[u8]) -> Result<bool> {
+        self.store.data_mut().plugin_configuration = Some(plugin_configuration.to_vec());
+        let len = plugin_configuration.len() as i32;
+        Ok(self.call::<(i32, i32), i32>("proxy_on_configure", (ROOT_CONTEXT, len))? != 0)
+    }
+
+    /// One request with these headers (pseudo-headers included) and no body.
+    pub fn request(&mut self, headers: &[(&str, &str)]) -> Result<Reply> {
+        let pairs: Pairs = headers.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())).collect();
+        self.request_bytes(pairs)
+    }
+
+    pub fn request_bytes(&mut self, headers: Pairs) -> Result<Reply> {
+        let ctx = self.next_context;
+        self.next_context += 1;
+        let count = headers.len() as i32;
+        {
+            let state = self.store.data_mut();
+            state.maps[MAP_REQUEST_HEADERS] = headers;
+            state.local_response = None;
+        }
+        self.call::<(i32, i32), ()>("proxy_on_context_create", (ctx, ROOT_CONTEXT))?;
+        let action = self.call::<(i32, i32, i32), i32>("proxy_on_request_headers", (ctx, count, 1))?;
+        let local = self.store.data_mut().local_response.take();
+        let reply = match (action, local) {
+            (ACTION_PAUSE, Some(response)) => Reply::Local(response),
+            (ACTION_CONTINUE, None) => {
+                Reply::Forwarded { headers: std::mem::take(&mut self.store.data_mut().maps[MAP_REQUEST_HEADERS]) }
+            }
+            (ACTION_CONTINUE, Some(_)) => bail!("local response sent but the request continued"),
+            (ACTION_PAUSE, None) => bail!("request paused without a local response: it would hang"),
+            (other, _) => bail!("proxy_on_request_headers returned unknown action {other}"),
+        };
+        self.call::<i32, i32>("proxy_on_done", ctx)?;
+        self.call::<i32, ()>("proxy_on_log", ctx)?;
+        self.call::<i32, ()>("proxy_on_delete", ctx)?;
+        Ok(reply)
+    }
+
+    pub fn logs(&self) -> &[LogLine] {
+        &self.store.data().logs
+    }
+
+    pub fn take_logs(&mut self) -> Vec<LogLine> {
+        std::mem::take(&mut self.store.data_mut().logs)
+    }
+
+    pub fn state(&self) -> &HostState {
+        self.store.data()
+    }
+
+    pub fn state_mut(&mut self) -> &mut HostState {
+        self.store.data_mut()
+    }
+
+    /// Calls a `() -> i32` export; for the harness's own WAT probes.
+    pub fn call_probe(&mut self, name: &str) -> Result<i32> {
+        self.call::<(), i32>(name, ())
+    }
+
+    /// Reads guest memory; for the harness's own WAT probes.
+    pub fn read_memory(&mut self, ptr: usize, len: usize) -> Result<Vec<u8>> {
+        let mem = self.instance.get_memory(&mut self.store, "memory").context("no memory export")?;
+        let mut buf = vec![0u8; len];
+        mem.read(&self.store, ptr, &mut buf)?;
+        Ok(buf)
+    }
+}
+
+/// Compiles a module for the shared engine.
+pub fn compile(wasm: &[u8]) -> Result<Module> {
+    Module::new(crate::host::engine(), wasm)
+}

@@ -1,0 +1,124 @@
+//! Every class of bad configuration is refused in `on_configure` with one
+//! error line naming the field; the VM survives to take a good one.
+
+use license_gate_host_tests::{Process, Vm};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// Configures a fresh VM; returns whether it was accepted and its error lines.
+fn configure(config: &[u8]) -> (bool, Vec<String>) {
+    let process = Process::new();
+    let mut vm = Vm::start(module(), &process).unwrap_or_else(|e| panic!("vm start: {e:#}"));
+    let accepted = vm.configure(config).unwrap_or_else(|e| panic!("configure trapped: {e:#}"));
+    let errors = vm.logs().iter().filter(|l| l.level >= 4).map(|l| l.message.clone()).collect();
+    (accepted, errors)
+}
+
+fn pem(kid: &str, alg: &str, key: &str) -> Value {
+    json!([{"kid": kid, "alg": alg, "key": key}])
+}
+
+#[test]
+fn the_reference_config_is_accepted() {
+    assert_eq!(configure(config().to_string().as_bytes()), (true, vec![]));
+}
+
+#[test]
+fn bad_configs_are_refused_with_one_line_naming_the_field() {
+    let rsa_pub = key_file("rsa.pub.pem");
+    let p256_pub = key_file("p256.pub.pem");
+    let mut rsa_jwk_no_alg = jwk(JWK_RS256);
+    rsa_jwk_no_alg.as_object_mut().map(|o| o.remove("alg"));
+    let mut ec_jwk_bad_x = jwk(Signer { alg: jsonwebtoken::Algorithm::ES256, kid: Some("e"), key: "p256.key.pem" });
+    ec_jwk_bad_x["x"] = json!("A".repeat(43)); // 32 zero bytes: a point off the curve
+
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("unknown top-level field", with(config(), &["issuer"], json!("x")),
+         "license-gate: config: issuer: unknown field `issuer`, expected one of `issuers`, `audiences`, `algorithms`, `keys`, `hmac_secrets`, `token`, `max_token_bytes`, `clock_skew_seconds`, `grace_period_seconds`, `claims`, `plans`, `rules`, `default`, `forward`, `mode`"),
+        ("unknown nested field", with(config(), &["rules"], json!([{"match": {"prefix": "/", "regex": ".*"}}])),
+         "license-gate: config: rules[0].match.regex: unknown field `regex`, expected one of `prefix`, `exact`, `methods`, `host`"),
+        ("wrong type", with(config(), &["rules"], json!([{"match": {}}, {"match": {}}, {"match": {}, "require": {"all": "reports"}}])),
+         "license-gate: config: rules[2].require.all: invalid type: string \"reports\", expected a sequence"),
+        ("missing issuers", with(config(), &["issuers"], Value::Null),
+         "license-gate: config: issuers: invalid type: null, expected a sequence"),
+        ("empty issuers", with(config(), &["issuers"], json!([])),
+         "license-gate: config: issuers: must name at least one issuer"),
+        ("HMAC without secrets", with(config(), &["algorithms"], json!(["RS256", "HS256"])),
+         "license-gate: config: algorithms[1]: HS256 is a shared-secret algorithm: it needs an explicit hmac_secrets entry"),
+        ("alg none", with(config(), &["algorithms"], json!(["none"])),
+         "license-gate: config: algorithms[0]: \"none\" is never accepted"),
+        ("unknown alg", with(config(), &["algorithms"], json!(["RS256", "XS999"])),
+         "license-gate: config: algorithms[1]: unknown algorithm \"XS999\""),
+        ("plan cycle", with(config(), &["plans"], json!({"a": {"inherits": ["b"]}, "b": {"inherits": ["a"]}})),
+         "license-gate: config: plans.b.inherits: inheritance cycle a -> b -> a"),
+        ("unknown inherited plan", with(config(), &["plans"], json!({"pro": {"inherits": ["basic"]}})),
+         "license-gate: config: plans.pro.inherits: unknown plan \"basic\""),
+        ("EC key under an RSA alg", with(config(), &["keys", "pem"], pem("k", "RS256", &p256_pub)),
+         "license-gate: config: keys.pem[0].key: not a RS256 public key in PEM: InvalidKeyFormat"),
+        ("RSA key under an EC alg", with(config(), &["keys", "pem"], pem("k", "ES256", &rsa_pub)),
+         "license-gate: config: keys.pem[0].key: not a ES256 public key in PEM: InvalidKeyFormat"),
+        ("P-256 key under ES384", with(config(), &["keys", "pem"], pem("k", "ES384", &p256_pub)),
+         "license-gate: config: keys.pem[0].key: key curve does not fit ES384"),
+        ("unparsable PEM", with(config(), &["keys", "pem"], pem("k", "RS256", "-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----\n")),
+         "license-gate: config: keys.pem[0].key: not a RS256 public key in PEM: InvalidKeyFormat"),
+        ("short RSA key", with(config(), &["keys", "pem"], pem("k", "RS256", &key_file("rsa-1024.pub.pem"))),
+         "license-gate: config: keys.pem[0].key: RSA key of 1024 bits is too short (at least 2048)"),
+        ("JWK not a key", with(config(), &["keys", "jwks"], json!({"keys": [{"kty": "RSA", "kid": "x"}]})),
+         "license-gate: config: keys.jwks.keys[0]: not a usable public key (RSA needs n and e, EC needs crv, x and y, OKP needs crv and x)"),
+        ("RSA JWK without alg", with(config(), &["keys", "jwks"], json!({"keys": [rsa_jwk_no_alg]})),
+         "license-gate: config: keys.jwks.keys[0].alg: required for RSA keys"),
+        ("EC JWK off the curve", with(config(), &["keys", "jwks"], json!({"keys": [ec_jwk_bad_x]})),
+         "license-gate: config: keys.jwks.keys[0]: unusable key for ES256: InvalidEcdsaKey"),
+        ("oct JWK", with(config(), &["keys", "jwks"], json!({"keys": [{"kty": "oct", "k": "c2VjcmV0", "alg": "HS256"}]})),
+         "license-gate: config: keys.jwks.keys[0]: symmetric (oct) keys belong in hmac_secrets"),
+        ("duplicate kid", with(config(), &["keys", "pem"], json!([{"kid": "rs1", "alg": "RS256", "key": rsa_pub}, {"kid": "rs1", "alg": "PS256", "key": rsa_pub}])),
+         "license-gate: config: keys: duplicate kid \"rs1\""),
+        ("no keys", with(config(), &["keys"], json!({})),
+         "license-gate: config: keys: no verification key configured"),
+        ("forward header owned by the filter", with(config(), &["forward", "headers"], json!({"x-license-status": "plan"})),
+         "license-gate: config: forward.headers.x-license-status: is set by the filter itself"),
+        ("prefix and exact", with(config(), &["rules"], json!([{"match": {"prefix": "/a", "exact": "/a"}}])),
+         "license-gate: config: rules[0].match: give prefix or exact, not both"),
+        ("bad default", with(config(), &["default"], json!("maybe")),
+         "license-gate: config: default: unknown variant `maybe`, expected one of `require`, `allow`, `deny`"),
+        ("bad mode", with(config(), &["mode"], json!("audit")),
+         "license-gate: config: mode: unknown variant `audit`, expected `enforce` or `dry_run`"),
+        ("zero max_token_bytes", with(config(), &["max_token_bytes"], json!(0)),
+         "license-gate: config: max_token_bytes: must be greater than 0"),
+        ("negative skew", with(config(), &["clock_skew_seconds"], json!(-1)),
+         "license-gate: config: clock_skew_seconds: invalid value: integer `-1`, expected u64"),
+    ];
+    for (name, cfg, want) in cases {
+        let (accepted, errors) = configure(cfg.to_string().as_bytes());
+        assert!(!accepted, "{name}: accepted");
+        assert_eq!(errors, [want], "{name}");
+    }
+}
+
+#[test]
+fn empty_and_non_json_configs_are_refused() {
+    assert_eq!(
+        configure(b""),
+        (false, vec!["license-gate: config: config: the plugin configuration is empty".to_string()])
+    );
+    assert_eq!(
+        configure(b"issuers: [a]"),
+        (false, vec!["license-gate: config: config: expected value".to_string()])
+    );
+}
+
+#[test]
+fn a_refused_config_leaves_the_vm_usable() {
+    let process = Process::new();
+    process.clock().set_seconds(NOW);
+    let mut vm = Vm::start(module(), &process).unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(!vm.configure(b"{}").unwrap_or(true));
+    assert!(vm.configure(config().to_string().as_bytes()).unwrap_or(false));
+    let token = mint(RS256, &claims(json!({})));
+    let auth = format!("Bearer {token}");
+    let reply = vm
+        .request(&[(":method", "GET"), (":authority", "h"), (":path", "/api/data"), ("authorization", &auth)])
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(reply.header("x-license-status").as_deref(), Some("active"));
+}

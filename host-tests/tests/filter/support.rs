@@ -1,0 +1,212 @@
+//! Shared test fixtures: the compiled module (once per test binary), test
+//! keys, token minting, the reference configuration and a gateway driver.
+
+use std::sync::OnceLock;
+
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use license_gate_host_tests::{LogLine, Process, Reply, Vm, compile};
+use serde_json::{Value, json};
+use wasmtime::Module;
+
+/// The test clock's "now": 2027-01-15.
+pub const NOW: u64 = 1_800_000_000;
+pub const ISSUER: &str = "https://licenses.example.com";
+pub const AUDIENCE: &str = "gateway.example.com";
+pub const SKEW: u64 = 60;
+pub const GRACE: u64 = 86_400;
+
+/// The real module, compiled once for the whole test binary.
+pub fn module() -> &'static Module {
+    static MODULE: OnceLock<Module> = OnceLock::new();
+    MODULE.get_or_init(|| {
+        let path = std::env::var("LICENSE_GATE_WASM")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../dist/license_gate.wasm").to_string());
+        let wasm = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{path}: {e} (run scripts/build.sh first)"));
+        compile(&wasm).unwrap_or_else(|e| panic!("compiling {path}: {e:#}"))
+    })
+}
+
+pub fn key_file(name: &str) -> String {
+    let path = format!("{}/testdata/keys/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A signing identity: algorithm, `kid` to put in the header, private key file.
+#[derive(Debug, Clone, Copy)]
+pub struct Signer {
+    pub alg: Algorithm,
+    pub kid: Option<&'static str>,
+    pub key: &'static str,
+}
+
+pub const RS256: Signer = Signer { alg: Algorithm::RS256, kid: Some("rs1"), key: "rsa.key.pem" };
+pub const PS256: Signer = Signer { alg: Algorithm::PS256, kid: Some("ps1"), key: "rsa.key.pem" };
+pub const ES256: Signer = Signer { alg: Algorithm::ES256, kid: Some("es1"), key: "p256.key.pem" };
+pub const ES384: Signer = Signer { alg: Algorithm::ES384, kid: Some("es384"), key: "p384.key.pem" };
+pub const EDDSA: Signer = Signer { alg: Algorithm::EdDSA, kid: Some("ed1"), key: "ed25519.key.pem" };
+/// The RSA key published in the config's inline JWKS.
+pub const JWK_RS256: Signer = Signer { alg: Algorithm::RS256, kid: Some("jwk-rs"), key: "rsa-other.key.pem" };
+
+pub fn encoding_key(signer: &Signer) -> EncodingKey {
+    let pem = key_file(signer.key);
+    let key = match signer.alg {
+        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(pem.as_bytes()),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(pem.as_bytes()),
+        _ => EncodingKey::from_rsa_pem(pem.as_bytes()),
+    };
+    key.unwrap_or_else(|e| panic!("{}: {e}", signer.key))
+}
+
+/// Signs `claims` as a compact JWS.
+pub fn mint(signer: Signer, claims: &Value) -> String {
+    let mut header = Header::new(signer.alg);
+    header.kid = signer.kid.map(str::to_string);
+    jsonwebtoken::encode(&header, claims, &encoding_key(&signer)).unwrap_or_else(|e| panic!("mint: {e}"))
+}
+
+/// A valid license's claims at [`NOW`], with `extra` merged over them
+/// (a `null` in `extra` removes the claim).
+pub fn claims(extra: Value) -> Value {
+    let mut base = json!({
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "customer-42",
+        "tenant": "acme",
+        "jti": "lic-0001",
+        "iat": NOW - 3600,
+        "nbf": NOW - 3600,
+        "exp": NOW + 30 * 86_400,
+    });
+    if let (Value::Object(base), Value::Object(extra)) = (&mut base, extra) {
+        for (k, v) in extra {
+            if v.is_null() {
+                base.remove(&k);
+            } else {
+                base.insert(k, v);
+            }
+        }
+    }
+    base
+}
+
+pub fn jwk(signer: Signer) -> Value {
+    let mut jwk = Jwk::from_encoding_key(&encoding_key(&signer), signer.alg)
+        .unwrap_or_else(|e| panic!("jwk: {e}"));
+    jwk.common.key_id = signer.kid.map(str::to_string);
+    serde_json::to_value(jwk).unwrap_or_else(|e| panic!("jwk: {e}"))
+}
+
+fn pem_key(kid: &str, alg: &str, file: &str) -> Value {
+    json!({"kid": kid, "alg": alg, "key": key_file(file)})
+}
+
+/// The reference configuration, in the contract's shape.
+pub fn config() -> Value {
+    json!({
+        "issuers": [ISSUER],
+        "audiences": [AUDIENCE],
+        "algorithms": ["RS256", "PS256", "ES256", "ES384", "EdDSA"],
+        "keys": {
+            "jwks": {"keys": [jwk(JWK_RS256)]},
+            "pem": [
+                pem_key("rs1", "RS256", "rsa.pub.pem"),
+                pem_key("ps1", "PS256", "rsa.pub.pem"),
+                pem_key("es1", "ES256", "p256.pub.pem"),
+                pem_key("es384", "ES384", "p384.pub.pem"),
+                pem_key("ed1", "EdDSA", "ed25519.pub.pem"),
+            ]
+        },
+        "token": [
+            {"header": "authorization", "prefix": "Bearer "},
+            {"header": "x-license"},
+            {"query": "license"},
+            {"cookie": "license"}
+        ],
+        "max_token_bytes": 4096,
+        "clock_skew_seconds": SKEW,
+        "grace_period_seconds": GRACE,
+        "claims": {"features": "features", "plan": "plan", "tenant": "tenant", "license_id": "jti"},
+        "plans": {
+            "pro": {"features": ["reports"]},
+            "enterprise": {"inherits": ["pro"], "features": ["sso", "audit"]}
+        },
+        "rules": [
+            {"match": {"prefix": "/healthz"}, "license": "none"},
+            {"match": {"prefix": "/api/reports", "methods": ["GET"]}, "require": {"all": ["reports"]}},
+            {"match": {"exact": "/api/admin", "host": "admin.example.com"}, "require": {"any": ["sso", "audit"]}},
+            {"match": {"prefix": "/internal"}, "license": "deny"},
+            {"match": {"prefix": "/api/"}}
+        ],
+        "default": "deny",
+        "forward": {
+            "headers": {"x-license-tenant": "tenant", "x-license-plan": "plan", "x-license-id": "jti"},
+            "strip_token": false
+        },
+        "mode": "enforce"
+    })
+}
+
+/// Sets `config[path...] = value`, creating objects on the way.
+pub fn with(mut config: Value, path: &[&str], value: Value) -> Value {
+    let mut at = &mut config;
+    for (i, key) in path.iter().enumerate() {
+        if i + 1 == path.len() {
+            at[*key] = value;
+            break;
+        }
+        at = &mut at[*key];
+    }
+    config
+}
+
+/// One Envoy process with one configured VM, its clock at [`NOW`].
+pub struct Gateway {
+    pub process: Process,
+    pub vm: Vm,
+}
+
+impl Gateway {
+    pub fn new(config: &Value) -> Gateway {
+        let process = Process::new();
+        process.clock().set_seconds(NOW);
+        let mut vm = Vm::start(module(), &process).unwrap_or_else(|e| panic!("vm start: {e:#}"));
+        let accepted = vm.configure(config.to_string().as_bytes()).unwrap_or_else(|e| panic!("configure: {e:#}"));
+        assert!(accepted, "configuration refused: {:?}", vm.logs());
+        Gateway { process, vm }
+    }
+
+    /// A request with pseudo-headers filled in and extra headers.
+    pub fn send(&mut self, method: &str, authority: &str, path: &str, extra: &[(&str, &str)]) -> Reply {
+        let mut headers = vec![(":method", method), (":authority", authority), (":path", path), (":scheme", "http")];
+        headers.extend_from_slice(extra);
+        self.vm.request(&headers).unwrap_or_else(|e| panic!("request {method} {path}: {e:#}"))
+    }
+
+    /// `GET <path>` on the default host with `authorization: Bearer <token>`.
+    pub fn get(&mut self, path: &str, token: &str) -> Reply {
+        let auth = format!("Bearer {token}");
+        self.send("GET", "api.example.com", path, &[("authorization", &auth)])
+    }
+
+    pub fn logs(&mut self) -> Vec<LogLine> {
+        self.vm.take_logs()
+    }
+}
+
+/// The exact JSON body of a denial.
+pub fn deny_body(reason: &str, message: &str, missing: &[&str]) -> String {
+    json!({"error": reason, "message": message, "missing_features": missing}).to_string()
+}
+
+/// The `error` code of a local reply's JSON body.
+pub fn reason_of(reply: &Reply) -> String {
+    match reply {
+        Reply::Forwarded { .. } => "forwarded".to_string(),
+        Reply::Local(_) => serde_json::from_str::<Value>(&reply.body())
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("unparsable body {:?}", reply.body())),
+    }
+}
