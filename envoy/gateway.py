@@ -79,7 +79,7 @@ class EchoUpstream:
 
 
 def render(plugin_config: dict, listen_port: int, admin_port: int, upstream_port: int,
-           wasm: Path = WASM, template: Path = TEMPLATE) -> str:
+           access_log: Path, wasm: Path = WASM, template: Path = TEMPLATE) -> str:
     config_json = json.dumps(plugin_config, indent=2)
     indented = "\n".join(" " * 20 + line for line in config_json.splitlines())
     text = template.read_text()
@@ -88,6 +88,7 @@ def render(plugin_config: dict, listen_port: int, admin_port: int, upstream_port
         "admin_port": str(admin_port),
         "upstream_port": str(upstream_port),
         "wasm_path": str(wasm),
+        "access_log_path": str(access_log),
         "plugin_config": indented,
     }.items():
         text = text.replace("{{" + key + "}}", value)
@@ -106,8 +107,9 @@ class Envoy:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = self.workdir / "envoy.yaml"
         self.log_path = self.workdir / "envoy.log"
+        self.access_log_path = self.workdir / "access.log"
         self.config_path.write_text(render(plugin_config, self.listen_port, self.admin_port,
-                                           upstream_port, template=template))
+                                           upstream_port, self.access_log_path, template=template))
         self.concurrency = concurrency
         self.process: subprocess.Popen | None = None
 

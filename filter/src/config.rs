@@ -9,6 +9,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use crate::cache::{CacheSettings, VerdictCache};
 use crate::keys::KeySet;
 use crate::plans::Plans;
 use crate::routes::RouteTable;
@@ -71,7 +72,27 @@ pub(crate) struct RawConfig {
     pub forward: RawForward,
     #[serde(default)]
     pub mode: Mode,
+    #[serde(default)]
+    pub cache: RawCache,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawCache {
+    pub max_entries: u32,
+    pub ttl_seconds: u64,
+    pub negative_ttl_seconds: u64,
+}
+
+impl Default for RawCache {
+    fn default() -> Self {
+        let d = CacheSettings::default();
+        RawCache { max_entries: d.max_entries, ttl_seconds: d.ttl_seconds, negative_ttl_seconds: d.negative_ttl_seconds }
+    }
+}
+
+/// Upper bound on cache slots: each holds at most a few hundred bytes.
+const MAX_CACHE_ENTRIES: u32 = 1_000_000;
 
 fn default_max_token_bytes() -> usize {
     8192
@@ -239,6 +260,7 @@ pub struct Config {
     pub forward: Vec<ForwardHeader>,
     pub strip_token: bool,
     pub mode: Mode,
+    pub cache: VerdictCache,
 }
 
 impl Config {
@@ -250,10 +272,10 @@ impl Config {
             let field = if path == "." { "config".to_string() } else { path };
             ConfigError::new(field, strip_position(&e.into_inner().to_string()))
         })?;
-        Config::compile(raw)
+        Config::compile(raw, bytes)
     }
 
-    fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
+    fn compile(raw: RawConfig, bytes: &[u8]) -> Result<Config, ConfigError> {
         if raw.max_token_bytes == 0 {
             return Err(ConfigError::new("max_token_bytes", "must be greater than 0"));
         }
@@ -288,6 +310,7 @@ impl Config {
                 .collect::<Result<_, _>>()?,
         };
         let routes = RouteTable::compile(&raw.rules, raw.default)?;
+        let cache = compile_cache(&raw.cache, bytes)?;
         Ok(Config {
             verifier,
             sources,
@@ -296,6 +319,7 @@ impl Config {
             forward,
             strip_token: raw.forward.strip_token,
             mode: raw.mode,
+            cache,
         })
     }
 
@@ -306,6 +330,24 @@ impl Config {
             .map(|f| f.header.as_str())
             .chain([STATUS_HEADER, DRY_RUN_HEADER])
     }
+}
+
+fn compile_cache(raw: &RawCache, config_bytes: &[u8]) -> Result<VerdictCache, ConfigError> {
+    if raw.max_entries > MAX_CACHE_ENTRIES {
+        return Err(ConfigError::new("cache.max_entries", format!("at most {MAX_CACHE_ENTRIES}")));
+    }
+    if raw.max_entries > 0 && raw.ttl_seconds == 0 {
+        return Err(ConfigError::new(
+            "cache.ttl_seconds",
+            "must be at least 1 (set cache.max_entries to 0 to disable the cache)",
+        ));
+    }
+    let settings = CacheSettings {
+        max_entries: raw.max_entries,
+        ttl_seconds: raw.ttl_seconds,
+        negative_ttl_seconds: raw.negative_ttl_seconds,
+    };
+    Ok(VerdictCache::new(settings, config_bytes))
 }
 
 fn non_empty(field: &str, value: String) -> Result<String, ConfigError> {

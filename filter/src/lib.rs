@@ -5,6 +5,7 @@
 //! unit-tests natively; [`proxy`] is the thin proxy-wasm adapter, built only
 //! for `wasm32`.
 
+pub mod cache;
 pub mod config;
 pub mod decision;
 pub mod keys;
@@ -13,6 +14,7 @@ pub mod plans;
 pub mod reason;
 pub mod request;
 pub mod routes;
+pub mod stats;
 pub mod token_source;
 pub mod verify;
 

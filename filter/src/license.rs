@@ -30,6 +30,10 @@ pub struct License {
     pub license_id: Option<String>,
     /// `exp` in seconds since the epoch; `None` for a perpetual license.
     pub expires_at: Option<u64>,
+    /// Until when the license is `Active` (`exp` + clock skew).
+    pub active_until: Option<u64>,
+    /// Until when it is accepted at all (`exp` + clock skew + grace period).
+    pub valid_until: Option<u64>,
     /// Values for the configured `forward.headers`, in the config's order;
     /// `None` where the claim is absent or cannot be a header value.
     pub forwarded: Vec<Option<String>>,
@@ -38,5 +42,10 @@ pub struct License {
 impl License {
     pub fn has(&self, feature: &str) -> bool {
         self.features.contains(feature)
+    }
+
+    /// Seconds of validity left at `now` (0 once past `exp`); `None` when perpetual.
+    pub fn remaining_seconds(&self, now: u64) -> Option<u64> {
+        self.expires_at.map(|exp| exp.saturating_sub(now))
     }
 }

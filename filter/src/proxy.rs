@@ -7,15 +7,18 @@ use std::time::UNIX_EPOCH;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action as HostAction, BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action as HostAction, BufferType, ContextType, LogLevel, MapType, MetricType};
 
+use crate::cache::SharedStore;
 use crate::config::Config;
-use crate::decision::{Action, Decision, decide};
+use crate::decision::{Action, Decision, Verdict, decide};
 use crate::request::{HeaderEdit, RequestHeaders};
+use crate::stats::{Counter, REMAINING_VALIDITY, Trace, counted, remaining_validity};
+use crate::verify::Verifier;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { config: None }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { gate: None }) });
 }}
 
 fn log(level: LogLevel, message: &str) {
@@ -31,8 +34,59 @@ fn now_seconds() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Envoy's shared data: one store for every worker of the process.
+struct HostSharedData;
+
+impl SharedStore for HostSharedData {
+    fn get(&self, key: &str) -> Option<(Vec<u8>, Option<u32>)> {
+        match hostcalls::get_shared_data(key) {
+            Ok((Some(value), cas)) => Some((value, cas)),
+            _ => None,
+        }
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        hostcalls::set_shared_data(key, Some(value), cas).is_ok()
+    }
+}
+
+/// Metric ids, defined once per VM when the configuration is accepted.
+struct Metrics {
+    counters: Vec<Option<u32>>,
+    remaining: Option<u32>,
+}
+
+impl Metrics {
+    fn define() -> Metrics {
+        let counters = Counter::all()
+            .into_iter()
+            .map(|c| hostcalls::define_metric(MetricType::Counter, &c.name()).ok())
+            .collect();
+        let remaining = hostcalls::define_metric(MetricType::Histogram, REMAINING_VALIDITY).ok();
+        Metrics { counters, remaining }
+    }
+
+    fn count(&self, counter: Counter) {
+        if let Some(Some(id)) = self.counters.get(counter.index()) {
+            let _ = hostcalls::increment_metric(*id, 1);
+        }
+    }
+
+    fn record_remaining(&self, seconds: u64) {
+        if let Some(id) = self.remaining {
+            let _ = hostcalls::record_metric(id, seconds);
+        }
+    }
+}
+
+/// What every request of this VM shares: the compiled config and the stats.
+struct Shared {
+    config: Config,
+    metrics: Metrics,
+}
+
 struct Root {
-    config: Option<Rc<Config>>,
+    gate: Option<Rc<Shared>>,
 }
 
 impl Context for Root {}
@@ -49,7 +103,7 @@ impl RootContext for Root {
         }
         match Config::from_json(&bytes) {
             Ok(config) => {
-                self.config = Some(Rc::new(config));
+                self.gate = Some(Rc::new(Shared { config, metrics: Metrics::define() }));
                 true
             }
             Err(e) => {
@@ -64,13 +118,13 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let config = self.config.clone()?;
-        Some(Box::new(Gate { config }))
+        let shared = self.gate.clone()?;
+        Some(Box::new(Gate { shared }))
     }
 }
 
 struct Gate {
-    config: Rc<Config>,
+    shared: Rc<Shared>,
 }
 
 impl Context for Gate {}
@@ -79,41 +133,80 @@ impl HttpContext for Gate {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> HostAction {
         let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
         let req = RequestHeaders::new(headers);
-        let config = &self.config;
-        let mut verify = |token: &str, now: u64| config.verifier.verify(token, now);
-        let decision = decide(config, &req, now_seconds(), &mut verify);
-        self.apply(&req, decision)
+        let config = &self.shared.config;
+        let now = now_seconds();
+        let mut trace = Trace::default();
+        let mut verify = |token: &str, now: u64| {
+            let (verdict, outcome) = config.cache.verdict(&HostSharedData, token, now, |t| {
+                let result = config.verifier.verify(t, now);
+                trace.signature_checked = Verifier::signature_checked(&result);
+                result
+            });
+            trace.cache = outcome;
+            verdict
+        };
+        let decision = decide(config, &req, now, &mut verify);
+        self.record(&req, &decision, &trace, now);
+        apply(decision.action)
     }
 }
 
 impl Gate {
-    fn apply(&self, req: &RequestHeaders, decision: Decision) -> HostAction {
+    /// Stats, the access-log properties and the dry-run log line.
+    fn record(&self, req: &RequestHeaders, decision: &Decision, trace: &Trace, now: u64) {
+        let metrics = &self.shared.metrics;
+        for counter in counted(decision, trace) {
+            metrics.count(counter);
+        }
+        if let Some(seconds) = remaining_validity(decision, now) {
+            metrics.record_remaining(seconds);
+        }
         if let Some(reason) = decision.would_deny {
             log(
                 LogLevel::Info,
                 &format!("license-gate: dry_run: would deny {} {}: {reason}", req.method(), req.path()),
             );
         }
-        match decision.action {
-            Action::Continue(edits) => {
-                for edit in edits {
-                    let _ = match &edit {
-                        HeaderEdit::Remove(name) => {
-                            hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None)
-                        }
-                        HeaderEdit::Set(name, value) => {
-                            hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value))
-                        }
-                    };
-                }
-                HostAction::Continue
+        // Envoy stores these as filter state `wasm.license_gate.*`, which its
+        // access log prints with %FILTER_STATE(wasm.license_gate.decision:PLAIN)%.
+        let (outcome, reason, license) = match &decision.verdict {
+            Verdict::Open => ("open", "-", None),
+            Verdict::Allowed(l) => ("allow", "-", Some(l)),
+            Verdict::Denied { reason, license, .. } => {
+                let outcome = if decision.would_deny.is_some() { "dry_run" } else { "deny" };
+                (outcome, reason.code(), license.as_ref())
             }
-            Action::Respond(resp) => {
-                let headers: Vec<(&str, &str)> =
-                    resp.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-                let _ = hostcalls::send_http_response(resp.status, headers, Some(resp.body.as_bytes()));
-                HostAction::Pause
+        };
+        let id = license.and_then(|l| l.license_id.as_deref()).unwrap_or("-");
+        let tenant = license.and_then(|l| l.tenant.as_deref()).unwrap_or("-");
+        for (name, value) in [
+            ("license_gate.decision", outcome),
+            ("license_gate.reason", reason),
+            ("license_gate.license_id", id),
+            ("license_gate.tenant", tenant),
+        ] {
+            let _ = hostcalls::set_property(vec![name], Some(value.as_bytes()));
+        }
+    }
+}
+
+fn apply(action: Action) -> HostAction {
+    match action {
+        Action::Continue(edits) => {
+            for edit in edits {
+                let _ = match &edit {
+                    HeaderEdit::Remove(name) => hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None),
+                    HeaderEdit::Set(name, value) => {
+                        hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value))
+                    }
+                };
             }
+            HostAction::Continue
+        }
+        Action::Respond(resp) => {
+            let headers: Vec<(&str, &str)> = resp.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let _ = hostcalls::send_http_response(resp.status, headers, Some(resp.body.as_bytes()));
+            HostAction::Pause
         }
     }
 }

@@ -102,15 +102,22 @@ impl Verifier {
         // costs no signature verification.
         let claims: Map<String, Value> = decode_json(payload_b64)?;
         let status = self.check_claims(&claims, now)?;
-
+        let license = self.license(&claims, status)?;
         let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| Reason::Malformed)?;
         let signed_len = header_b64.len() + 1 + payload_b64.len();
         let message = token.as_bytes().get(..signed_len).ok_or(Reason::Malformed)?;
+
+        // The signature is the last check: a result of `Ok` or `BadSignature`
+        // means a verification was performed (see `signature_checked`).
         if !key.verifies(message, &signature) {
             return Err(Reason::BadSignature);
         }
+        Ok(license)
+    }
 
-        self.license(&claims, status)
+    /// Whether `verify` got as far as checking the signature.
+    pub fn signature_checked(result: &Result<License, Reason>) -> bool {
+        matches!(result, Ok(_) | Err(Reason::BadSignature))
     }
 
     fn check_claims(&self, claims: &Map<String, Value>, now: u64) -> Result<LicenseStatus, Reason> {
@@ -166,6 +173,7 @@ impl Verifier {
             Some(Value::String(p)) => Some(p.clone()),
             Some(_) => return Err(Reason::Malformed),
         };
+        let exp = numeric_date(claims, "exp")?;
         if let Some(granted) = plan.as_deref().and_then(|p| self.plans.features(p)) {
             features.extend(granted.iter().cloned());
         }
@@ -175,7 +183,9 @@ impl Verifier {
             plan,
             tenant: claims.get(&names.tenant).and_then(header_value),
             license_id: claims.get(&names.license_id).and_then(header_value),
-            expires_at: numeric_date(claims, "exp").ok().flatten(),
+            expires_at: exp,
+            active_until: exp.map(|e| e.saturating_add(self.skew)),
+            valid_until: exp.map(|e| e.saturating_add(self.skew).saturating_add(self.grace)),
             forwarded: names.forwarded.iter().map(|c| claims.get(c).and_then(header_value)).collect(),
         })
     }

@@ -123,6 +123,8 @@ impl Vm {
             let state = self.store.data_mut();
             state.maps[MAP_REQUEST_HEADERS] = headers;
             state.local_response = None;
+            // Filter state (set_property) lives as long as one stream in Envoy.
+            state.properties.clear();
         }
         self.call::<(i32, i32), ()>("proxy_on_context_create", (ctx, ROOT_CONTEXT))?;
         let action = self.call::<(i32, i32, i32), i32>("proxy_on_request_headers", (ctx, count, 1))?;

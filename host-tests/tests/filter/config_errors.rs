@@ -35,7 +35,7 @@ fn bad_configs_are_refused_with_one_line_naming_the_field() {
 
     let cases: Vec<(&str, Value, &str)> = vec![
         ("unknown top-level field", with(config(), &["issuer"], json!("x")),
-         "license-gate: config: issuer: unknown field `issuer`, expected one of `issuers`, `audiences`, `algorithms`, `keys`, `hmac_secrets`, `token`, `max_token_bytes`, `clock_skew_seconds`, `grace_period_seconds`, `claims`, `plans`, `rules`, `default`, `forward`, `mode`"),
+         "license-gate: config: issuer: unknown field `issuer`, expected one of `issuers`, `audiences`, `algorithms`, `keys`, `hmac_secrets`, `token`, `max_token_bytes`, `clock_skew_seconds`, `grace_period_seconds`, `claims`, `plans`, `rules`, `default`, `forward`, `mode`, `cache`"),
         ("unknown nested field", with(config(), &["rules"], json!([{"match": {"prefix": "/", "regex": ".*"}}])),
          "license-gate: config: rules[0].match.regex: unknown field `regex`, expected one of `prefix`, `exact`, `methods`, `host`"),
         ("wrong type", with(config(), &["rules"], json!([{"match": {}}, {"match": {}}, {"match": {}, "require": {"all": "reports"}}])),
@@ -86,6 +86,12 @@ fn bad_configs_are_refused_with_one_line_naming_the_field() {
          "license-gate: config: mode: unknown variant `audit`, expected `enforce` or `dry_run`"),
         ("zero max_token_bytes", with(config(), &["max_token_bytes"], json!(0)),
          "license-gate: config: max_token_bytes: must be greater than 0"),
+        ("cache too large", with(config(), &["cache"], json!({"max_entries": 2_000_000})),
+         "license-gate: config: cache.max_entries: at most 1000000"),
+        ("cache without ttl", with(config(), &["cache"], json!({"ttl_seconds": 0})),
+         "license-gate: config: cache.ttl_seconds: must be at least 1 (set cache.max_entries to 0 to disable the cache)"),
+        ("unknown cache field", with(config(), &["cache"], json!({"size": 10})),
+         "license-gate: config: cache.size: unknown field `size`, expected one of `max_entries`, `ttl_seconds`, `negative_ttl_seconds`"),
         ("negative skew", with(config(), &["clock_skew_seconds"], json!(-1)),
          "license-gate: config: clock_skew_seconds: invalid value: integer `-1`, expected u64"),
     ];

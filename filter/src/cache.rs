@@ -1,0 +1,434 @@
+//! The verdict cache, kept in proxy-wasm shared data so that a token is
+//! verified once per Envoy process, whichever worker sees it first.
+//!
+//! Shared data never evicts, so the cache is a fixed array of slots: the key
+//! is `lg1:<config fingerprint>:<slot>`, the slot chosen from sha256(token).
+//! Memory stays bounded however many distinct tokens arrive. Each entry holds
+//! the full token hash (a slot collision is a miss, never a wrong verdict), an
+//! expiry, and the verdict: the verified license the policy needs, or the
+//! denial reason (kept briefly, so a repeated bad token costs no signature
+//! check). The feature decision is still taken per request from the cached
+//! license, so one entry serves every route.
+
+use sha2::{Digest, Sha256};
+
+use crate::license::{License, LicenseStatus};
+use crate::reason::Reason;
+
+/// Access to the host's shared data (proxy-wasm `get/set_shared_data`).
+pub trait SharedStore {
+    /// The value and its CAS token, if the key exists.
+    fn get(&self, key: &str) -> Option<(Vec<u8>, Option<u32>)>;
+    /// Writes `value` if `cas` still matches (`None`: unconditionally).
+    /// Returns false when the write was refused.
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// Number of slots; 0 disables the cache.
+    pub max_entries: u32,
+    /// Longest life of a positive entry (it never outlives the license).
+    pub ttl_seconds: u64,
+    /// Life of a cached denial.
+    pub negative_ttl_seconds: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings { max_entries: 10_000, ttl_seconds: 300, negative_ttl_seconds: 30 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    Hit,
+    Miss,
+}
+
+#[derive(Debug)]
+pub struct VerdictCache {
+    settings: CacheSettings,
+    /// `lg1:<first 8 bytes of sha256(config), hex>:`: a new configuration
+    /// never reads the previous one's verdicts.
+    prefix: String,
+}
+
+impl VerdictCache {
+    pub fn new(settings: CacheSettings, config_bytes: &[u8]) -> VerdictCache {
+        let digest = Sha256::digest(config_bytes);
+        let fingerprint: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        VerdictCache { settings, prefix: format!("lg1:{fingerprint}:") }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.settings.max_entries > 0
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The verdict for `token` at `now`: from the cache when a live entry for
+    /// this very token is there, else from `verify`, then stored.
+    pub fn verdict(
+        &self,
+        store: &dyn SharedStore,
+        token: &str,
+        now: u64,
+        verify: impl FnOnce(&str) -> Result<License, Reason>,
+    ) -> (Result<License, Reason>, Option<CacheOutcome>) {
+        if !self.enabled() {
+            return (verify(token), None);
+        }
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let key = self.key(&hash);
+        let existing = store.get(&key);
+        let cas = existing.as_ref().and_then(|(_, cas)| *cas);
+        if let Some(entry) = existing.as_ref().and_then(|(bytes, _)| codec::decode(bytes))
+            && entry.token_hash == hash
+            && now < entry.expires_at
+        {
+            return (entry.verdict.map(|l| with_status_at(l, now)), Some(CacheOutcome::Hit));
+        }
+
+        let verdict = verify(token);
+        let expires_at = match &verdict {
+            Ok(license) => {
+                let ttl_end = now.saturating_add(self.settings.ttl_seconds);
+                license.valid_until.map_or(ttl_end, |end| end.min(ttl_end))
+            }
+            Err(_) => now.saturating_add(self.settings.negative_ttl_seconds),
+        };
+        if expires_at > now {
+            let entry = codec::encode(&hash, expires_at, &verdict);
+            // A refused write means another worker just filled the slot:
+            // its verdict is as good as ours.
+            let _ = store.set(&key, &entry, cas);
+        }
+        (verdict, Some(CacheOutcome::Miss))
+    }
+
+    fn key(&self, hash: &[u8; 32]) -> String {
+        let mut head = [0u8; 8];
+        head.copy_from_slice(&hash[..8]);
+        let slot = u64::from_le_bytes(head) % u64::from(self.settings.max_entries.max(1));
+        format!("{}{slot}", self.prefix)
+    }
+}
+
+/// A cached license's status depends on the time of the request.
+fn with_status_at(mut license: License, now: u64) -> License {
+    license.status = match license.active_until {
+        Some(end) if now >= end => LicenseStatus::Grace,
+        _ => LicenseStatus::Active,
+    };
+    license
+}
+
+/// A compact binary encoding of cache entries: no JSON to re-parse on a hit.
+///
+/// ```text
+/// u8 version=1 | [32] sha256(token) | u64 expires_at | u8 kind
+/// kind 0 (license): u64 active_until | u64 valid_until | u64 exp   (u64::MAX: none)
+///                   str? plan | str? tenant | str? license_id
+///                   u16 n, n × str features | u16 n, n × str? forwarded
+/// kind 1 (denial):  u8 reason index
+/// str: u16 length + UTF-8; str?: length 0xFFFF for none. Integers little-endian.
+/// ```
+mod codec {
+    use std::collections::BTreeSet;
+
+    use crate::license::{License, LicenseStatus};
+    use crate::reason::Reason;
+
+    const VERSION: u8 = 1;
+    const NONE: u16 = u16::MAX;
+
+    pub struct Entry {
+        pub token_hash: [u8; 32],
+        pub expires_at: u64,
+        pub verdict: Result<License, Reason>,
+    }
+
+    pub fn encode(hash: &[u8; 32], expires_at: u64, verdict: &Result<License, Reason>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128);
+        out.push(VERSION);
+        out.extend_from_slice(hash);
+        out.extend_from_slice(&expires_at.to_le_bytes());
+        match verdict {
+            Err(reason) => {
+                out.push(1);
+                let index = Reason::ALL.iter().position(|r| r == reason).unwrap_or(0);
+                out.push(index as u8);
+            }
+            Ok(l) => {
+                out.push(0);
+                for t in [l.active_until, l.valid_until, l.expires_at] {
+                    out.extend_from_slice(&t.unwrap_or(u64::MAX).to_le_bytes());
+                }
+                for s in [&l.plan, &l.tenant, &l.license_id] {
+                    put_opt(&mut out, s.as_deref());
+                }
+                put_len(&mut out, l.features.len());
+                for f in &l.features {
+                    put_opt(&mut out, Some(f));
+                }
+                put_len(&mut out, l.forwarded.len());
+                for v in &l.forwarded {
+                    put_opt(&mut out, v.as_deref());
+                }
+            }
+        }
+        out
+    }
+
+    fn put_len(out: &mut Vec<u8>, n: usize) {
+        out.extend_from_slice(&(n.min(usize::from(NONE - 1)) as u16).to_le_bytes());
+    }
+
+    fn put_opt(out: &mut Vec<u8>, s: Option<&str>) {
+        match s {
+            // Longer strings cannot be headers anyway; store them as absent.
+            Some(s) if s.len() < usize::from(NONE) => {
+                out.extend_from_slice(&(s.len() as u16).to_le_bytes());
+                out.extend_from_slice(s.as_bytes());
+            }
+            _ => out.extend_from_slice(&NONE.to_le_bytes()),
+        }
+    }
+
+    struct Reader<'a> {
+        bytes: &'a [u8],
+        at: usize,
+    }
+
+    impl<'a> Reader<'a> {
+        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+            let out = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+            self.at += n;
+            Some(out)
+        }
+        fn u8(&mut self) -> Option<u8> {
+            self.take(1)?.first().copied()
+        }
+        fn u16(&mut self) -> Option<u16> {
+            let b = self.take(2)?;
+            Some(u16::from_le_bytes([*b.first()?, *b.get(1)?]))
+        }
+        fn u64(&mut self) -> Option<u64> {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(self.take(8)?);
+            Some(u64::from_le_bytes(a))
+        }
+        fn time(&mut self) -> Option<Option<u64>> {
+            self.u64().map(|t| (t != u64::MAX).then_some(t))
+        }
+        fn opt_str(&mut self) -> Option<Option<String>> {
+            match self.u16()? {
+                NONE => Some(None),
+                n => Some(Some(std::str::from_utf8(self.take(usize::from(n))?).ok()?.to_string())),
+            }
+        }
+    }
+
+    /// `None` for anything that is not a well-formed entry of this version.
+    pub fn decode(bytes: &[u8]) -> Option<Entry> {
+        let mut r = Reader { bytes, at: 0 };
+        if r.u8()? != VERSION {
+            return None;
+        }
+        let mut token_hash = [0u8; 32];
+        token_hash.copy_from_slice(r.take(32)?);
+        let expires_at = r.u64()?;
+        let verdict = match r.u8()? {
+            1 => Err(*Reason::ALL.get(usize::from(r.u8()?))?),
+            0 => {
+                let (active_until, valid_until, exp) = (r.time()?, r.time()?, r.time()?);
+                let (plan, tenant, license_id) = (r.opt_str()?, r.opt_str()?, r.opt_str()?);
+                let mut features = BTreeSet::new();
+                for _ in 0..r.u16()? {
+                    features.insert(r.opt_str()??);
+                }
+                let mut forwarded = Vec::new();
+                for _ in 0..r.u16()? {
+                    forwarded.push(r.opt_str()?);
+                }
+                Ok(License {
+                    status: LicenseStatus::Active,
+                    features,
+                    plan,
+                    tenant,
+                    license_id,
+                    expires_at: exp,
+                    active_until,
+                    valid_until,
+                    forwarded,
+                })
+            }
+            _ => return None,
+        };
+        (r.at == bytes.len()).then_some(Entry { token_hash, expires_at, verdict })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// Shared data with Envoy's CAS semantics.
+    #[derive(Default)]
+    struct Store {
+        map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
+        last_cas: Cell<u32>,
+    }
+
+    impl SharedStore for Store {
+        fn get(&self, key: &str) -> Option<(Vec<u8>, Option<u32>)> {
+            self.map.borrow().get(key).map(|(v, c)| (v.clone(), Some(*c)))
+        }
+        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+            let mut map = self.map.borrow_mut();
+            if let (Some((_, current)), Some(cas)) = (map.get(key), cas)
+                && *current != cas
+            {
+                return false;
+            }
+            self.last_cas.set(self.last_cas.get() + 1);
+            map.insert(key.to_string(), (value.to_vec(), self.last_cas.get()));
+            true
+        }
+    }
+
+    fn license(exp: Option<u64>) -> License {
+        License {
+            status: LicenseStatus::Active,
+            features: ["a".to_string(), "b c".to_string()].into(),
+            plan: Some("pro".into()),
+            tenant: None,
+            license_id: Some("lic-1".into()),
+            expires_at: exp,
+            active_until: exp.map(|e| e + 60),
+            valid_until: exp.map(|e| e + 60 + 100),
+            forwarded: vec![Some("x".into()), None, Some(String::new())],
+        }
+    }
+
+    fn settings(max_entries: u32) -> CacheSettings {
+        CacheSettings { max_entries, ttl_seconds: 300, negative_ttl_seconds: 10 }
+    }
+
+    #[test]
+    fn entries_round_trip() {
+        let l = license(Some(1_000));
+        let bytes = codec::encode(&[7; 32], 99, &Ok(l.clone()));
+        let e = codec::decode(&bytes).unwrap();
+        assert_eq!((e.token_hash, e.expires_at, e.verdict), ([7; 32], 99, Ok(l)));
+        let perpetual = license(None);
+        let e = codec::decode(&codec::encode(&[1; 32], 5, &Ok(perpetual.clone()))).unwrap();
+        assert_eq!(e.verdict, Ok(perpetual));
+        for reason in Reason::ALL {
+            let e = codec::decode(&codec::encode(&[0; 32], 1, &Err(reason))).unwrap();
+            assert_eq!(e.verdict, Err(reason));
+        }
+        assert!(codec::decode(&bytes[..bytes.len() - 1]).is_none());
+        assert!(codec::decode(&[2]).is_none());
+        assert!(codec::decode(&[]).is_none());
+    }
+
+    #[test]
+    fn second_lookup_is_a_hit_and_does_not_verify() {
+        let store = Store::default();
+        let cache = VerdictCache::new(settings(100), b"{config}");
+        let calls = Cell::new(0);
+        let verify = |_: &str| {
+            calls.set(calls.get() + 1);
+            Ok(license(Some(10_000)))
+        };
+        assert_eq!(cache.verdict(&store, "t1", 1_000, verify).1, Some(CacheOutcome::Miss));
+        let (hit, outcome) = cache.verdict(&store, "t1", 1_001, verify);
+        assert_eq!(outcome, Some(CacheOutcome::Hit));
+        assert_eq!(hit, Ok(license(Some(10_000))));
+        assert_eq!(calls.get(), 1);
+    }
+
+    #[test]
+    fn status_is_recomputed_and_entries_never_outlive_the_grace_period() {
+        let store = Store::default();
+        let cache = VerdictCache::new(settings(100), b"c");
+        let exp = 1_000;
+        // active until exp+60, valid until exp+160; the TTL (300) is longer.
+        let ok = |_: &str| Ok(license(Some(exp)));
+        let _ = cache.verdict(&store, "t", 950, ok);
+        let (l, o) = cache.verdict(&store, "t", exp + 60, |_| Err(Reason::Expired));
+        assert_eq!((l.map(|l| l.status), o), (Ok(LicenseStatus::Grace), Some(CacheOutcome::Hit)));
+        let (l, o) = cache.verdict(&store, "t", exp + 160, |_| Err(Reason::Expired));
+        assert_eq!((l, o), (Err(Reason::Expired), Some(CacheOutcome::Miss)));
+    }
+
+    #[test]
+    fn denials_are_cached_for_the_negative_ttl() {
+        let store = Store::default();
+        let cache = VerdictCache::new(settings(100), b"c");
+        let _ = cache.verdict(&store, "bad", 100, |_| Err(Reason::BadSignature));
+        let (v, o) = cache.verdict(&store, "bad", 109, |_| Ok(license(None)));
+        assert_eq!((v, o), (Err(Reason::BadSignature), Some(CacheOutcome::Hit)));
+        let (v, o) = cache.verdict(&store, "bad", 110, |_| Err(Reason::Malformed));
+        assert_eq!((v, o), (Err(Reason::Malformed), Some(CacheOutcome::Miss)));
+    }
+
+    #[test]
+    fn slots_are_bounded_and_a_collision_is_a_miss() {
+        let store = Store::default();
+        let cache = VerdictCache::new(settings(1), b"c");
+        let _ = cache.verdict(&store, "first", 0, |_| Ok(license(None)));
+        // One slot: "second" lands on "first"'s entry and must not read it.
+        let (v, o) = cache.verdict(&store, "second", 0, |_| Err(Reason::IssuerMismatch));
+        assert_eq!((v, o), (Err(Reason::IssuerMismatch), Some(CacheOutcome::Miss)));
+        for i in 0..1000 {
+            let _ = cache.verdict(&store, &format!("t{i}"), 0, |_| Ok(license(None)));
+        }
+        assert_eq!(store.map.borrow().len(), 1);
+        let wide = VerdictCache::new(settings(16), b"another config");
+        for i in 0..1000 {
+            let _ = wide.verdict(&store, &format!("t{i}"), 0, |_| Ok(license(None)));
+        }
+        assert_eq!(store.map.borrow().len(), 1 + 16);
+    }
+
+    #[test]
+    fn another_configuration_never_reads_these_entries() {
+        let store = Store::default();
+        let a = VerdictCache::new(settings(100), b"config a");
+        let b = VerdictCache::new(settings(100), b"config b");
+        assert_ne!(a.prefix(), b.prefix());
+        let _ = a.verdict(&store, "t", 0, |_| Ok(license(None)));
+        let (v, o) = b.verdict(&store, "t", 0, |_| Err(Reason::UnknownKid));
+        assert_eq!((v, o), (Err(Reason::UnknownKid), Some(CacheOutcome::Miss)));
+    }
+
+    #[test]
+    fn a_disabled_cache_always_verifies() {
+        let store = Store::default();
+        let cache = VerdictCache::new(settings(0), b"c");
+        assert_eq!(cache.verdict(&store, "t", 0, |_| Ok(license(None))).1, None);
+        assert!(store.map.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_stale_cas_write_is_dropped_not_retried() {
+        let store = Store::default();
+        let cache = VerdictCache::new(settings(1), b"c");
+        let _ = cache.verdict(&store, "old", 0, |_| Ok(license(None)));
+        // Between our read and our write another worker rewrites the slot.
+        let (v, _) = cache.verdict(&store, "ours", 0, |_| {
+            store.set(&format!("{}0", cache.prefix()), b"theirs", None);
+            Ok(license(None))
+        });
+        assert!(v.is_ok());
+        assert_eq!(store.map.borrow().values().next().map(|(v, _)| v.clone()), Some(b"theirs".to_vec()));
+    }
+}
