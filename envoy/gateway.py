@@ -31,6 +31,18 @@ def envoy_binary() -> Path:
     return path
 
 
+def _die_with_parent() -> None:
+    """Runs in the Envoy child: its own session (Ctrl-C goes to us, and we stop
+    it cleanly) and SIGTERM when this process dies, so no Envoy outlives us."""
+    os.setsid()
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -119,7 +131,7 @@ class Envoy:
             [str(envoy_binary()), "-c", str(self.config_path), "--concurrency", str(self.concurrency),
              "--base-id", str(os.getpid() % 60000 + self.admin_port % 1000), "-l", "info",
              "--disable-hot-restart"],
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -1,0 +1,136 @@
+"""The gateway demo: license-gate in a real Envoy on 127.0.0.1:10000 in front
+of an echo upstream, with a demo signing key and demo licenses created on
+first use in .demo/ (git-ignored). Prints copy-paste curl lines; Ctrl-C stops
+everything it started. Run it through scripts/run.sh."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gateway import ROOT, Envoy, EchoUpstream  # noqa: E402
+
+ISSUER = "https://licenses.demo.example.com"
+AUDIENCE = "gateway.demo.example.com"
+KID = "demo-2026"
+GRACE = 7 * 86_400
+DAY = 86_400
+
+
+def signing_key(demo: Path) -> tuple[bytes, bytes]:
+    """The demo RSA key pair, created once."""
+    private, public = demo / "signing.key.pem", demo / "signing.pub.pem"
+    if not private.exists():
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        private.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                              serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()))
+        public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                         serialization.PublicFormat.SubjectPublicKeyInfo))
+        private.chmod(0o600)
+    return private.read_bytes(), public.read_bytes()
+
+
+def plugin_config(public_pem: bytes) -> dict:
+    return {
+        "issuers": [ISSUER],
+        "audiences": [AUDIENCE],
+        "algorithms": ["RS256"],
+        "keys": {"pem": [{"kid": KID, "alg": "RS256", "key": public_pem.decode()}]},
+        "token": [{"header": "authorization", "prefix": "Bearer "}, {"header": "x-license"},
+                  {"query": "license"}, {"cookie": "license"}],
+        "grace_period_seconds": GRACE,
+        "plans": {"basic": {"features": ["api"]},
+                  "pro": {"inherits": ["basic"], "features": ["reports"]},
+                  "enterprise": {"inherits": ["pro"], "features": ["sso", "audit"]}},
+        "rules": [
+            {"match": {"prefix": "/healthz"}, "license": "none"},
+            {"match": {"prefix": "/api/reports"}, "require": {"all": ["reports"]}},
+            {"match": {"prefix": "/api/admin"}, "require": {"any": ["sso", "audit"]}},
+            {"match": {"prefix": "/api/"}, "require": {"all": ["api"]}},
+        ],
+        "default": "deny",
+        "forward": {"headers": {"x-license-tenant": "tenant", "x-license-plan": "plan", "x-license-id": "jti"},
+                    "strip_token": True},
+    }
+
+
+def licenses(demo: Path, private_pem: bytes) -> dict[str, Path]:
+    """Demo licenses, minted afresh on every start so their dates stay meaningful."""
+    now = int(time.time())
+    kinds = {
+        "allowed": {"plan": "pro", "tenant": "acme", "exp": now + 30 * DAY},
+        "expired": {"plan": "pro", "tenant": "globex", "exp": now - 10 * DAY},
+        "basic": {"plan": "basic", "tenant": "initech", "exp": now + 30 * DAY},
+        "grace": {"plan": "pro", "tenant": "umbrella", "exp": now - 1 * DAY},
+    }
+    out = {}
+    (demo / "licenses").mkdir(parents=True, exist_ok=True)
+    for name, extra in kinds.items():
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": f"customer-{name}", "jti": f"lic-demo-{name}",
+                  "iat": now, "nbf": now - 60, **extra}
+        token = jwt.encode(claims, private_pem, algorithm="RS256", headers={"kid": KID})
+        path = demo / "licenses" / f"{name}.jwt"
+        path.write_text(token)
+        out[name] = path
+    return out
+
+
+def curl_lines(port: int, files: dict[str, Path]) -> list[tuple[str, str]]:
+    def line(path: str, lic: str) -> str:
+        return f'curl -i http://127.0.0.1:{port}{path} -H "Authorization: Bearer $(cat {files[lic]})"'
+    return [
+        ("allowed (pro plan, reports feature) -> 200", line("/api/reports", "allowed")),
+        ("expired beyond the grace period     -> 401 expired", line("/api/reports", "expired")),
+        ("basic plan lacks 'reports'          -> 403 feature_missing", line("/api/reports", "basic")),
+        ("expired yesterday, in grace         -> 200, x-license-status: grace", line("/api/reports", "grace")),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=10000)
+    parser.add_argument("--admin-port", type=int, default=9901)
+    parser.add_argument("--upstream-port", type=int, default=10001)
+    parser.add_argument("--demo-dir", type=Path, default=ROOT / ".demo")
+    args = parser.parse_args()
+
+    demo = args.demo_dir.resolve()
+    demo.mkdir(parents=True, exist_ok=True)
+    private_pem, public_pem = signing_key(demo)
+    files = licenses(demo, private_pem)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    with EchoUpstream(args.upstream_port) as upstream, \
+            Envoy(plugin_config(public_pem), upstream.port, concurrency=2, listen_port=args.port,
+                  admin_port=args.admin_port, workdir=demo / "envoy") as envoy:
+        print(f"license-gate is up: gateway http://127.0.0.1:{envoy.listen_port}, "
+              f"upstream echo :{upstream.port}, admin http://127.0.0.1:{envoy.admin_port}")
+        print(f"Envoy log: {envoy.log_path}   access log: {envoy.access_log_path}\n")
+        for label, line in curl_lines(envoy.listen_port, files):
+            print(f"# {label}\n{line}\n")
+        print(f"# stats: curl -s http://127.0.0.1:{envoy.admin_port}/stats/prometheus | grep license_gate")
+        print("\nCtrl-C stops Envoy and the upstream.", flush=True)
+        while not stop.is_set():
+            if envoy.process and envoy.process.poll() is not None:
+                print(f"envoy exited ({envoy.process.returncode}); see {envoy.log_path}", file=sys.stderr)
+                return 1
+            stop.wait(0.5)
+    print("stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
