@@ -192,3 +192,21 @@ def test_the_demo_prints_working_curl_lines_and_stops_on_ctrl_c(tmp_path):
     assert "stopped." in rest
     with pytest.raises(OSError):
         request(admin, "GET", "/ready")
+
+
+def test_one_slot_cache_never_serves_another_tokens_verdict(upstream, tmp_path):
+    # Every token shares the one slot: each lookup must still see its own verdict.
+    with Envoy(plugin_config(cache={"max_entries": 1}), upstream.port, concurrency=2,
+               workdir=tmp_path) as envoy:
+        pro = mint(plan="pro", tenant="acme")
+        basic = mint(alg="ES256", tenant="globex")
+        expired = mint(alg="EdDSA", exp=1)
+        for _ in range(3):
+            status, _, body = envoy.request("GET", "/api/reports", {"authorization": f"Bearer {pro}"})
+            assert status == 200 and json.loads(body)["headers"]["x-license-tenant"] == ["acme"]
+            status, _, body = envoy.request("GET", "/api/reports", {"authorization": f"Bearer {basic}"})
+            assert (status, json.loads(body)["error"]) == (403, "feature_missing")
+            status, _, body = envoy.request("GET", "/api/data", {"authorization": f"Bearer {basic}"})
+            assert status == 200 and json.loads(body)["headers"]["x-license-tenant"] == ["globex"]
+            status, _, body = envoy.request("GET", "/api/data", {"authorization": f"Bearer {expired}"})
+            assert (status, json.loads(body)["error"]) == (401, "expired")
