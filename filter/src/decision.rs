@@ -92,7 +92,7 @@ pub fn decide(
         (Verdict::Denied { reason, license, .. }, Mode::DryRun) => {
             // A valid license lacking features still reaches the upstream
             // with its headers: dry-run must not change what upstreams see.
-            let mut edits = scrub(config);
+            let mut edits = scrub(config, req);
             if let Some(license) = license {
                 edits.extend(license_headers(config, license));
             }
@@ -100,7 +100,7 @@ pub fn decide(
             Decision { action: Action::Continue(edits), would_deny: Some(*reason), verdict }
         }
         (Verdict::Allowed(license), _) => {
-            let mut edits = scrub(config);
+            let mut edits = scrub(config, req);
             edits.extend(license_headers(config, license));
             if config.strip_token
                 && let Some(source) = found_source
@@ -109,7 +109,7 @@ pub fn decide(
             }
             Decision { action: Action::Continue(edits), verdict, would_deny: None }
         }
-        (Verdict::Open, _) => Decision { action: Action::Continue(scrub(config)), verdict, would_deny: None },
+        (Verdict::Open, _) => Decision { action: Action::Continue(scrub(config, req)), verdict, would_deny: None },
     }
 }
 
@@ -117,9 +117,14 @@ fn denied(reason: Reason) -> Verdict {
     Verdict::Denied { reason, missing: Vec::new(), license: None }
 }
 
-/// Removes every header the filter owns, so a client cannot forge them.
-fn scrub(config: &Config) -> Vec<HeaderEdit> {
-    config.owned_headers().map(|h| HeaderEdit::Remove(h.to_string())).collect()
+/// Removes every header the filter owns that the client sent, so a client
+/// cannot forge them. Only the ones present: each removal is a host call.
+fn scrub(config: &Config, req: &RequestHeaders) -> Vec<HeaderEdit> {
+    config
+        .owned_headers()
+        .filter(|h| req.has(h))
+        .map(|h| HeaderEdit::Remove(h.to_string()))
+        .collect()
 }
 
 fn license_headers(config: &Config, license: &License) -> Vec<HeaderEdit> {

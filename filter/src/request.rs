@@ -21,6 +21,11 @@ impl RequestHeaders {
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
+    /// Whether the header is present at all (whatever its value).
+    pub fn has(&self, name: &str) -> bool {
+        self.pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
     /// Every value of a header, in order.
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.pairs

@@ -80,10 +80,25 @@ pub fn engine() -> &'static Engine {
     })
 }
 
-/// The linker with every import defined; built once.
-pub fn linker() -> &'static Linker<HostState> {
-    static LINKER: OnceLock<Linker<HostState>> = OnceLock::new();
-    LINKER.get_or_init(|| build_linker(engine()).unwrap_or_else(|e| panic!("host linker: {e:#}")))
+/// An engine that meters execution with fuel: about one unit per Wasm
+/// instruction, a count that does not depend on the machine's load.
+pub fn metered_engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let mut config = Config::new();
+        config.cranelift_opt_level(OptLevel::Speed);
+        config.consume_fuel(true);
+        Engine::new(&config).unwrap_or_else(|e| panic!("wasmtime engine: {e}"))
+    })
+}
+
+/// The linker (every import defined) for `engine`; built once per engine.
+pub fn linker_for(engine: &Engine) -> &'static Linker<HostState> {
+    static PLAIN: OnceLock<Linker<HostState>> = OnceLock::new();
+    static METERED: OnceLock<Linker<HostState>> = OnceLock::new();
+    let (cell, engine) =
+        if Engine::same(engine, metered_engine()) { (&METERED, metered_engine()) } else { (&PLAIN, self::engine()) };
+    cell.get_or_init(|| build_linker(engine).unwrap_or_else(|e| panic!("host linker: {e:#}")))
 }
 
 type C<'a> = Caller<'a, HostState>;

@@ -10,4 +10,4 @@ pub mod wire;
 
 pub use host::{LocalResponse, LogLine};
 pub use process::Process;
-pub use vm::{Reply, Vm, compile};
+pub use vm::{Reply, Vm, compile, compile_metered};

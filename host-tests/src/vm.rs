@@ -4,9 +4,9 @@
 
 use wasmtime::error::Context as _;
 use wasmtime::{Result, bail};
-use wasmtime::{Instance, Module, Store};
+use wasmtime::{Engine, Instance, Module, Store};
 
-use crate::host::{HostState, LocalResponse, LogLine, linker};
+use crate::host::{HostState, LocalResponse, LogLine, linker_for, metered_engine};
 use crate::process::Process;
 use crate::wire::Pairs;
 
@@ -75,7 +75,10 @@ impl Vm {
     /// the root and `proxy_on_vm_start`.
     pub fn start(module: &Module, process: &Process) -> Result<Vm> {
         let mut store = Store::new(module.engine(), HostState::new(process.clone()));
-        let instance = linker().instantiate(&mut store, module).context("instantiate")?;
+        if Engine::same(module.engine(), metered_engine()) {
+            store.set_fuel(u64::MAX)?;
+        }
+        let instance = linker_for(module.engine()).instantiate(&mut store, module).context("instantiate")?;
         let mut vm = Vm { store, instance, next_context: ROOT_CONTEXT + 1 };
         if let Ok(init) = vm.instance.get_typed_func::<(), ()>(&mut vm.store, "_initialize") {
             init.call(&mut vm.store, ())?;
@@ -144,6 +147,12 @@ impl Vm {
         Ok(reply)
     }
 
+    /// Fuel (about one unit per Wasm instruction) used so far by a VM of a
+    /// metered module; 0 otherwise.
+    pub fn fuel_consumed(&self) -> u64 {
+        self.store.get_fuel().map_or(0, |left| u64::MAX - left)
+    }
+
     pub fn logs(&self) -> &[LogLine] {
         &self.store.data().logs
     }
@@ -177,4 +186,9 @@ impl Vm {
 /// Compiles a module for the shared engine.
 pub fn compile(wasm: &[u8]) -> Result<Module> {
     Module::new(crate::host::engine(), wasm)
+}
+
+/// Compiles a module for the fuel-metered engine (see [`Vm::fuel_consumed`]).
+pub fn compile_metered(wasm: &[u8]) -> Result<Module> {
+    Module::new(metered_engine(), wasm)
 }

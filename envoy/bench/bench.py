@@ -1,0 +1,306 @@
+"""Side-by-side benchmark: license-gate against no filter, an empty proxy-wasm
+filter and Envoy's native jwt_authn (with and without its cache), in ONE Envoy
+(--concurrency 1), one listener per filter chain, the same keys and tokens.
+
+The figure of merit is Envoy's own CPU time per request (user+sys of the Envoy
+process over the requests served), far steadier than requests/s on a shared
+machine. Rounds are interleaved and medians reported. Run via scripts/bench.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import multiprocessing
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from gateway import ROOT, envoy_binary, free_port, request  # noqa: E402
+
+KEYS = ROOT / "host-tests" / "testdata" / "keys"
+ISSUER = "https://licenses.example.com"
+AUDIENCE = "gateway.example.com"
+ALGS = {"RS256": ("rs1", "rsa"), "ES256": ("es1", "p256"), "EdDSA": ("ed1", "ed25519")}
+LICENSE_GATE = ROOT / "dist" / "license_gate.wasm"
+EMPTY_FILTER = ROOT / "target" / "wasm32-wasip1" / "release" / "bench_empty_filter.wasm"
+WORK = ROOT / ".bench"
+
+TARGETS = [
+    # (label, numerator config, denominator config, minimum ratio of CPU/request)
+    ("hit vs empty Wasm filter", "empty", "lg_hit_RS256", 0.90),
+    ("hit vs jwt_authn cached", "jwt_cached_RS256", "lg_hit_RS256", 0.85),
+    ("miss RS256 vs jwt_authn", "jwt_RS256", "lg_miss_RS256", 0.40),
+    ("miss ES256 vs jwt_authn", "jwt_ES256", "lg_miss_ES256", 0.30),
+    ("miss EdDSA vs jwt_authn", "jwt_EdDSA", "lg_miss_EdDSA", 0.30),
+]
+MAX_MODULE_BYTES = 400 * 1024
+
+
+def b64u(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwks() -> dict:
+    """The public test keys as a JWKS, for jwt_authn."""
+    from cryptography.hazmat.primitives import serialization
+
+    keys = []
+    for alg, (kid, stem) in ALGS.items():
+        pub = serialization.load_pem_public_key((KEYS / f"{stem}.pub.pem").read_bytes())
+        if alg == "RS256":
+            n = pub.public_numbers()
+            keys.append({"kty": "RSA", "kid": kid, "alg": alg, "use": "sig",
+                         "n": b64u(n.n.to_bytes((n.n.bit_length() + 7) // 8, "big")),
+                         "e": b64u(n.e.to_bytes(3, "big"))})
+        elif alg == "ES256":
+            n = pub.public_numbers()
+            keys.append({"kty": "EC", "kid": kid, "alg": alg, "use": "sig", "crv": "P-256",
+                         "x": b64u(n.x.to_bytes(32, "big")), "y": b64u(n.y.to_bytes(32, "big"))})
+        else:
+            raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            keys.append({"kty": "OKP", "kid": kid, "alg": alg, "use": "sig", "crv": "Ed25519", "x": b64u(raw)})
+    return {"keys": keys}
+
+
+def _mint(args: tuple[str, int, int]) -> list[str]:
+    import jwt
+
+    alg, start, count = args
+    kid, stem = ALGS[alg]
+    key = (KEYS / f"{stem}.key.pem").read_text()
+    now = int(time.time())
+    return [jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "sub": "bench", "tenant": "acme", "jti": f"bench-{alg}-{i}",
+                        "nbf": now - 60, "exp": now + 7 * 86_400}, key, algorithm=alg, headers={"kid": kid})
+            for i in range(start, start + count)]
+
+
+def token_pool(alg: str, count: int) -> Path:
+    """`count` distinct valid tokens, one per line; kept a day in .bench/."""
+    path = WORK / f"tokens-{alg}-{count}.txt"
+    if path.exists() and time.time() - path.stat().st_mtime < 86_400:
+        return path
+    chunks = [(alg, i, min(5000, count - i)) for i in range(0, count, 5000)]
+    with multiprocessing.Pool(os.cpu_count() or 2) as pool:
+        tokens = [t for part in pool.map(_mint, chunks) for t in part]
+    path.write_text("\n".join(tokens) + "\n")
+    return path
+
+
+def single_token(alg: str) -> Path:
+    path = WORK / f"token-{alg}-single.txt"
+    path.write_text(_mint((alg, 10**9, 1))[0] + "\n")
+    return path
+
+
+def plugin_config() -> dict:
+    pem = lambda kid, alg, stem: {"kid": kid, "alg": alg, "key": (KEYS / f"{stem}.pub.pem").read_text()}
+    return {
+        "issuers": [ISSUER], "audiences": [AUDIENCE], "algorithms": list(ALGS),
+        "keys": {"pem": [pem(kid, alg, stem) for alg, (kid, stem) in ALGS.items()]},
+        "rules": [{"match": {"prefix": "/"}}],
+        "forward": {"headers": {"x-license-tenant": "tenant"}},
+        "cache": {"max_entries": 200_000, "ttl_seconds": 3600},
+    }
+
+
+def wasm_filter(name: str, path: Path, configuration: str = "") -> dict:
+    return {"name": name, "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        "config": {"name": name, "root_id": name, "fail_open": False,
+                   "vm_config": {"vm_id": name, "runtime": "envoy.wasm.runtime.v8",
+                                 "code": {"local": {"filename": str(path)}}},
+                   "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                     "value": configuration}}}}
+
+
+def jwt_authn(cached: bool) -> dict:
+    provider = {"issuer": ISSUER, "audiences": [AUDIENCE],
+                "local_jwks": {"inline_string": json.dumps(jwks())},
+                "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}]}
+    if cached:
+        provider["jwt_cache_config"] = {"jwt_cache_size": 1000}
+    return {"name": "envoy.filters.http.jwt_authn", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+        "providers": {"licenses": provider},
+        "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "licenses"}}]}}
+
+
+def listener(name: str, port: int, filters: list[dict]) -> dict:
+    router = {"name": "envoy.filters.http.router", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+    return {"name": name, "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": name,
+                "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
+                    {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}]}]},
+                "http_filters": filters + [router]}}]}]}
+
+
+CHAINS = {
+    "none": lambda: [],
+    "empty": lambda: [wasm_filter("empty", EMPTY_FILTER)],
+    "jwt": lambda: [jwt_authn(cached=False)],
+    "jwt_cached": lambda: [jwt_authn(cached=True)],
+    "license_gate": lambda: [wasm_filter("license_gate", LICENSE_GATE, json.dumps(plugin_config()))],
+}
+
+
+def configurations(algs: list[str]) -> list[tuple[str, str, str]]:
+    """(name, listener chain, token traffic: 'none' | 'single-ALG' | 'pool-ALG')."""
+    out = [("none", "none", "none"), ("empty", "empty", "none")]
+    for alg in algs:
+        out += [(f"jwt_cached_{alg}", "jwt_cached", f"single-{alg}"),
+                (f"jwt_{alg}", "jwt", f"pool-{alg}"),
+                (f"lg_hit_{alg}", "license_gate", f"single-{alg}"),
+                (f"lg_miss_{alg}", "license_gate", f"pool-{alg}")]
+    return out
+
+
+LUA = """
+local tokens, i = {}, 0
+function init(args)
+  if args[1] ~= "none" then
+    for line in io.lines(args[1]) do if #line > 0 then tokens[#tokens + 1] = line end end
+  end
+  i = tonumber(args[2] or "0")
+end
+function request()
+  if #tokens == 0 then return wrk.format("GET", "/") end
+  i = i + 1
+  return wrk.format("GET", "/", {["Authorization"] = "Bearer " .. tokens[(i - 1) % #tokens + 1]})
+end
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(port: int, seconds: float, tokens: str, offset: int, lua: Path) -> dict:
+    proc = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds:g}s", "--latency", "-s", str(lua),
+                           f"http://127.0.0.1:{port}/", "--", tokens, str(offset)],
+                          capture_output=True, text=True, timeout=seconds + 60)
+    out = proc.stdout
+    found = re.search(r"(\d+) requests in", out)
+    if not found:
+        raise RuntimeError(f"wrk failed: {out}{proc.stderr}")
+    requests = int(found.group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+
+    def latency(p: str) -> float:
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(m.group(1)), m.group(2)
+        return value * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
+
+    return {"requests": requests, "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50_us": latency("50"), "p99_us": latency("99")}
+
+
+def stat(admin: int, name: str) -> int:
+    _, _, body = request(admin, "GET", f"/stats?filter=^wasmcustom\\.license_gate\\.{name}$&format=json")
+    stats = json.loads(body)["stats"]
+    return stats[0]["value"] if stats else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of one wrk run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pool", type=int, default=30_000, help="distinct tokens per algorithm")
+    parser.add_argument("--algs", default="RS256,ES256,EdDSA")
+    parser.add_argument("--json", type=Path, default=WORK / "results.json")
+    args = parser.parse_args()
+    algs = args.algs.split(",")
+    WORK.mkdir(exist_ok=True)
+
+    print(f"minting {args.pool} tokens per algorithm (cached in .bench/) ...", flush=True)
+    traffic = {"none": "none"}
+    for alg in algs:
+        traffic[f"pool-{alg}"] = str(token_pool(alg, args.pool))
+        traffic[f"single-{alg}"] = str(single_token(alg))
+    lua = WORK / "tokens.lua"
+    lua.write_text(LUA)
+
+    ports = {chain: free_port() for chain in CHAINS}
+    admin = free_port()
+    bootstrap = {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+                 "static_resources": {"listeners": [listener(c, p, CHAINS[c]()) for c, p in ports.items()]}}
+    workdir = Path(tempfile.mkdtemp(prefix="license-gate-bench-"))
+    (workdir / "bench.json").write_text(json.dumps(bootstrap))
+    log = open(workdir / "envoy.log", "wb")
+    envoy = subprocess.Popen([str(envoy_binary()), "-c", str(workdir / "bench.json"), "--concurrency", "1",
+                              "--disable-hot-restart", "-l", "warning"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if request(admin, "GET", "/ready")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if envoy.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((workdir / "envoy.log").read_text()[-3000:])
+            time.sleep(0.1)
+
+        configs = configurations(algs)
+        results: dict[str, list[dict]] = {name: [] for name, _, _ in configs}
+        offsets = {t: 0 for t in traffic}
+        for rnd in range(1, args.rounds + 1):
+            print(f"round {rnd}/{args.rounds}", flush=True)
+            for name, chain, tokens in configs:
+                hits, verifications = stat(admin, "cache_hit"), stat(admin, "signature_verifications")
+                before = cpu_seconds(envoy.pid)
+                run = wrk(ports[chain], args.seconds, traffic[tokens], offsets[tokens], lua)
+                time.sleep(0.3)  # let in-flight requests finish inside this measurement
+                run["cpu_us"] = (cpu_seconds(envoy.pid) - before) * 1e6 / max(run["requests"], 1)
+                run["cache_hits"] = stat(admin, "cache_hit") - hits
+                run["verifications"] = stat(admin, "signature_verifications") - verifications
+                offsets[tokens] += run["requests"]
+                results[name].append(run)
+                if run["non2xx"]:
+                    print(f"  {name}: {run['non2xx']} non-2xx answers!", flush=True)
+    finally:
+        envoy.terminate()
+        envoy.wait(timeout=10)
+
+    med = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in results.items()}
+    size = LICENSE_GATE.stat().st_size
+    lines = [f"Envoy {subprocess.run([str(envoy_binary()), '--version'], capture_output=True, text=True).stdout.split('version:')[-1].strip()}, "
+             f"--concurrency 1, wrk -t1 -c16 -d{args.seconds:g}s, {args.rounds} interleaved rounds (medians), "
+             f"{os.cpu_count()} cores", "",
+             "| configuration | Envoy CPU µs/request | requests/s | p50 µs | p99 µs | cache hits | verifications |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, m in med.items():
+        lines.append(f"| {name} | {m['cpu_us']:.0f} | {m['rps']:.0f} | {m['p50_us']:.0f} | {m['p99_us']:.0f} | "
+                     f"{m['cache_hits']:.0f} | {m['verifications']:.0f} |")
+    lines += ["", "| target (ratio of CPU per request) | ratio | minimum | |", "| --- | ---: | ---: | --- |"]
+    verdicts = []
+    for label, num, den, minimum in TARGETS:
+        if num in med and den in med:
+            ratio = med[num]["cpu_us"] / med[den]["cpu_us"]
+            ok = ratio >= minimum
+            verdicts.append(ok)
+            lines.append(f"| {label} ({num} / {den}) | {ratio:.2f} | {minimum:.2f} | {'met' if ok else 'NOT met'} |")
+    ok = size <= MAX_MODULE_BYTES
+    verdicts.append(ok)
+    lines.append(f"| dist/license_gate.wasm size | {size / 1024:.0f} KiB | ≤ {MAX_MODULE_BYTES // 1024} KiB | "
+                 f"{'met' if ok else 'NOT met'} |")
+    print("\n" + "\n".join(lines))
+    args.json.write_text(json.dumps({"medians": med, "runs": results, "module_bytes": size}, indent=2))
+    print(f"\nraw results: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
