@@ -7,7 +7,6 @@ use std::str::FromStr;
 
 use base64::Engine;
 use jsonwebtoken::crypto::JwtVerifier;
-use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind};
 use rsa::pkcs1::DecodeRsaPublicKey;
@@ -178,9 +177,9 @@ fn bind(field: &str, kid: Option<String>, alg: Algorithm, key: DecodingKey) -> R
         }
         _ => {}
     }
-    // The RustCrypto verifiers parse EC and Ed25519 points here, so a point
-    // off the curve is refused now rather than on the first request.
-    let verifier = (DEFAULT_PROVIDER.verifier_factory)(&alg, &key)
+    // The verifiers parse their key here (EC and Ed25519 points, the RSA
+    // modulus), so a bad key is refused now rather than on the first request.
+    let verifier = (crate::crypto::PROVIDER.verifier_factory)(&alg, &key)
         .map_err(|e| ConfigError::new(field, format!("unusable key for {alg:?}: {e}")))?;
     Ok(Key { kid, alg, verifier })
 }

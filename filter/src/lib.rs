@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod crypto;
 pub mod decision;
 pub mod keys;
 pub mod license;
