@@ -72,10 +72,12 @@ def jwks() -> dict:
 
 def _mint(args: tuple[str, int, int]) -> list[str]:
     import jwt
+    from cryptography.hazmat.primitives import serialization
 
     alg, start, count = args
     kid, stem = ALGS[alg]
-    key = (KEYS / f"{stem}.key.pem").read_text()
+    # Parse the key once: PyJWT would re-parse (and re-validate) it per token.
+    key = serialization.load_pem_private_key((KEYS / f"{stem}.key.pem").read_bytes(), password=None)
     now = int(time.time())
     return [jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "sub": "bench", "tenant": "acme", "jti": f"bench-{alg}-{i}",
                         "nbf": now - 60, "exp": now + 7 * 86_400}, key, algorithm=alg, headers={"kid": kid})

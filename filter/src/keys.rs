@@ -8,14 +8,9 @@ use std::str::FromStr;
 use base64::Engine;
 use jsonwebtoken::crypto::JwtVerifier;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind};
-use rsa::pkcs1::DecodeRsaPublicKey;
-use rsa::traits::PublicKeyParts;
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 
 use crate::config::{ConfigError, RawConfig};
-
-/// Smallest RSA modulus accepted: shorter keys are forgeable in practice.
-const MIN_RSA_BITS: usize = 2048;
 
 /// Every asymmetric algorithm; the allow-list when the config names none.
 pub const ASYMMETRIC: [Algorithm; 9] = [
@@ -184,24 +179,10 @@ fn bind(field: &str, kid: Option<String>, alg: Algorithm, key: DecodingKey) -> R
     Ok(Key { kid, alg, verifier })
 }
 
+/// Size and shape checks with a message an admin can act on.
 fn check_rsa(field: &str, key: &DecodingKey) -> Result<(), ConfigError> {
-    let parsed = match key.kind() {
-        DecodingKeyKind::SecretOrDer(der) => rsa::RsaPublicKey::from_pkcs1_der(der)
-            .map_err(|e| ConfigError::new(field, format!("unparsable RSA key: {e}")))?,
-        DecodingKeyKind::RsaModulusExponent { n, e } => rsa::RsaPublicKey::new(
-            rsa::BigUint::from_bytes_be(n),
-            rsa::BigUint::from_bytes_be(e),
-        )
-        .map_err(|e| ConfigError::new(field, format!("unusable RSA key: {e}")))?,
-    };
-    let bits = parsed.n().bits();
-    if bits < MIN_RSA_BITS {
-        return Err(ConfigError::new(
-            field,
-            format!("RSA key of {bits} bits is too short (at least {MIN_RSA_BITS})"),
-        ));
-    }
-    Ok(())
+    let (n, e) = crate::crypto::rsa_components(key).ok_or_else(|| ConfigError::new(field, "unparsable RSA key"))?;
+    crate::crypto::rsa::RsaKey::new(&n, &e).map(|_| ()).map_err(|e| ConfigError::new(field, e.to_string()))
 }
 
 fn compile_pem(field: &str, kid: Option<String>, alg: Algorithm, pem: &[u8]) -> Result<Key, ConfigError> {

@@ -53,7 +53,23 @@ fn main() {
     let metered_module = compile_metered(&wasm).unwrap_or_else(|e| panic!("{e:#}"));
     let config = with(config(), &["cache"], json!({"max_entries": 100_000}));
 
-    // The floor: an open route, where the filter looks at no token.
+    // The floor of any Wasm filter: the empty filter scripts/bench.sh builds.
+    let empty = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/wasm32-wasip1/release/bench_empty_filter.wasm");
+    match std::fs::read(empty) {
+        Ok(bytes) => {
+            let module = compile_metered(&bytes).unwrap_or_else(|e| panic!("{e:#}"));
+            let mut vm = Vm::start(&module, &Process::new()).unwrap_or_else(|e| panic!("{e:#}"));
+            assert!(vm.configure(b"").unwrap_or(false));
+            let headers = [(":method", "GET"), (":authority", "api.example.com"), (":path", "/healthz")];
+            let before = vm.fuel_consumed();
+            for _ in 0..HITS {
+                vm.request(&headers).unwrap_or_else(|e| panic!("{e:#}"));
+            }
+            println!("empty filter: {} instructions per request", (vm.fuel_consumed() - before) / HITS as u64);
+        }
+        Err(_) => println!("empty filter: not built (scripts/bench.sh builds it)"),
+    }
+    // An open route, where license-gate looks at no token.
     {
         let process = Process::new();
         let mut metered = Vm::start(&metered_module, &process).unwrap_or_else(|e| panic!("{e:#}"));

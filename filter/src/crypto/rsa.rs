@@ -1,67 +1,54 @@
-//! The signature verifiers behind jsonwebtoken's `CryptoProvider` seam.
+//! RSA signature verification (RS256/384/512, PS256/384/512) on crypto-bigint.
 //!
-//! Everything uses the RustCrypto verifiers of jsonwebtoken's `rust_crypto`
-//! provider, except RSASSA-PKCS1-v1_5 (RS256/384/512): the `rsa` crate's
-//! big integers use 64-bit digits whose 128-bit products Wasm must emulate,
-//! and it re-parses the key on every call, so one RS256 check cost about
-//! 21 million Wasm instructions. Here the public-key operation runs on
-//! `crypto-bigint` (32-bit limbs on wasm32, Montgomery form prepared once per
-//! key), and the result is checked against the EMSA-PKCS1-v1_5 encoding of
-//! RFC 8017 §9.2. Verification only: no secret is ever involved.
+//! The `rsa` crate's big integers use 64-bit digits whose 128-bit products
+//! Wasm must emulate, and jsonwebtoken re-parses the key on every call: one
+//! RS256 check cost about 21 million Wasm instructions. Here the public-key
+//! operation runs on `crypto-bigint` (32-bit limbs on wasm32, Montgomery
+//! parameters prepared once per key; e = 65537 is 16 squarings and one
+//! product), and the result is checked against the encodings of RFC 8017:
+//! EMSA-PKCS1-v1_5 (§9.2) and EMSA-PSS with MGF1 and a salt as long as the
+//! hash (§9.1, as RFC 7518 §3.5 requires). Verification only: no secret is
+//! ever involved.
 
 use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
 use crypto_bigint::{Limb, U64, U2048, U3072, U4096, Uint, Word};
-use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
-use jsonwebtoken::crypto::{CryptoProvider, JwtVerifier, KeyUtils};
-use jsonwebtoken::errors::Result;
+use jsonwebtoken::Algorithm;
+use jsonwebtoken::crypto::JwtVerifier;
 use jsonwebtoken::signature::{Error as SignatureError, Verifier};
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind};
-use rsa::pkcs1::DecodeRsaPublicKey;
-use rsa::traits::PublicKeyParts;
-use sha2::{Digest, Sha256, Sha384, Sha512};
+use sha2::digest::{Digest, FixedOutputReset};
+use sha2::{Sha256, Sha384, Sha512};
 
-/// The provider license-gate verifies with: RustCrypto's, with the faster
-/// RSASSA-PKCS1-v1_5 verifier plugged in.
-pub static PROVIDER: CryptoProvider = CryptoProvider {
-    signer_factory: DEFAULT_PROVIDER.signer_factory,
-    verifier_factory,
-    key_utils: KeyUtils {
-        rsa_pub_components_from_private_key: DEFAULT_PROVIDER.key_utils.rsa_pub_components_from_private_key,
-        rsa_pub_components_from_public_key: DEFAULT_PROVIDER.key_utils.rsa_pub_components_from_public_key,
-        ec_pub_components_from_private_key: DEFAULT_PROVIDER.key_utils.ec_pub_components_from_private_key,
-        ed_pub_components_from_private_key: DEFAULT_PROVIDER.key_utils.ed_pub_components_from_private_key,
-        compute_digest: DEFAULT_PROVIDER.key_utils.compute_digest,
-    },
-};
+/// Smallest RSA modulus accepted: shorter keys are forgeable in practice.
+pub const MIN_BITS: usize = 2048;
+/// Largest modulus this verifier handles.
+pub const MAX_BITS: usize = 4096;
 
-/// RS256/384/512 keys get the crypto-bigint verifier, everything else RustCrypto's.
-fn verifier_factory(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
-    if key.family() == AlgorithmFamily::Rsa
-        && let Some((n, e)) = rsa_components(key)
-        && let Some(verifier) = Pkcs1Verifier::new(*alg, &n, &e)
-    {
-        return Ok(Box::new(verifier));
-    }
-    (DEFAULT_PROVIDER.verifier_factory)(alg, key)
+/// Why an RSA key cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RsaKeyError {
+    TooShort(usize),
+    TooLong(usize),
+    /// An even modulus, or an exponent that is 0, even, or over 64 bits.
+    Invalid,
 }
 
-/// Modulus and public exponent, big-endian.
-fn rsa_components(key: &DecodingKey) -> Option<(Vec<u8>, Vec<u8>)> {
-    match key.kind() {
-        DecodingKeyKind::SecretOrDer(der) => {
-            let parsed = rsa::RsaPublicKey::from_pkcs1_der(der).ok()?;
-            Some((parsed.n().to_bytes_be(), parsed.e().to_bytes_be()))
+impl std::fmt::Display for RsaKeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RsaKeyError::TooShort(bits) => write!(f, "RSA key of {bits} bits is too short (at least {MIN_BITS})"),
+            RsaKeyError::TooLong(bits) => write!(f, "RSA key of {bits} bits is too long (at most {MAX_BITS})"),
+            RsaKeyError::Invalid => f.write_str("not a valid RSA public key"),
         }
-        DecodingKeyKind::RsaModulusExponent { n, e } => Some((n.clone(), e.clone())),
     }
 }
 
-/// An RSA public key prepared for RSASSA-PKCS1-v1_5 verification.
-pub struct Pkcs1Verifier {
-    alg: Algorithm,
+/// An RSA public key, prepared once.
+pub struct RsaKey {
     modulus: Modulus,
     /// Modulus length in bytes: every signature has exactly this length.
     k: usize,
+    /// Modulus length in bits.
+    bits: usize,
     exponent: u64,
 }
 
@@ -73,78 +60,157 @@ enum Modulus {
     Bits4096(Box<DynResidueParams<{ U4096::LIMBS }>>),
 }
 
-impl Pkcs1Verifier {
-    /// `None` when the key does not suit this verifier (then the caller falls
-    /// back to RustCrypto's): not RS256/384/512, a modulus over 4096 bits or
-    /// even, or an exponent over 64 bits.
-    pub fn new(alg: Algorithm, n: &[u8], e: &[u8]) -> Option<Pkcs1Verifier> {
-        if !matches!(alg, Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512) {
-            return None;
-        }
+impl RsaKey {
+    /// From the big-endian modulus and public exponent.
+    pub fn new(n: &[u8], e: &[u8]) -> Result<RsaKey, RsaKeyError> {
         let n = strip_zeros(n);
         let e = strip_zeros(e);
-        if e.is_empty() || e.len() > 8 || n.is_empty() {
-            return None;
+        let bits = match n.first() {
+            Some(top) => n.len() * 8 - top.leading_zeros() as usize,
+            None => return Err(RsaKeyError::Invalid),
+        };
+        if bits < MIN_BITS {
+            return Err(RsaKeyError::TooShort(bits));
+        }
+        if bits > MAX_BITS {
+            return Err(RsaKeyError::TooLong(bits));
+        }
+        if e.is_empty() || e.len() > 8 || e.last().is_some_and(|b| b & 1 == 0) {
+            return Err(RsaKeyError::Invalid);
         }
         let exponent = e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
         let modulus = match n.len() {
-            0..=256 => Modulus::Bits2048(Box::new(params(n)?)),
-            257..=384 => Modulus::Bits3072(Box::new(params(n)?)),
-            385..=512 => Modulus::Bits4096(Box::new(params(n)?)),
-            _ => return None,
+            0..=256 => Modulus::Bits2048(Box::new(params(n).ok_or(RsaKeyError::Invalid)?)),
+            257..=384 => Modulus::Bits3072(Box::new(params(n).ok_or(RsaKeyError::Invalid)?)),
+            _ => Modulus::Bits4096(Box::new(params(n).ok_or(RsaKeyError::Invalid)?)),
         };
-        Some(Pkcs1Verifier { alg, modulus, k: n.len(), exponent })
+        Ok(RsaKey { modulus, k: n.len(), bits, exponent })
     }
 
-    /// `signature^e mod n` as `k` big-endian bytes; `None` when the signature
-    /// has the wrong length or is not below the modulus (RFC 8017 §5.2.2).
+    pub fn bits(&self) -> usize {
+        self.bits
+    }
+
+    /// RSAVP1: `signature^e mod n` as `k` big-endian bytes; `None` when the
+    /// signature has the wrong length or is not below the modulus (§5.2.2).
     fn public_op(&self, signature: &[u8]) -> Option<Vec<u8>> {
         if signature.len() != self.k {
             return None;
         }
-        let em = match &self.modulus {
+        let m = match &self.modulus {
             Modulus::Bits2048(p) => pow(p, signature, self.exponent)?,
             Modulus::Bits3072(p) => pow(p, signature, self.exponent)?,
             Modulus::Bits4096(p) => pow(p, signature, self.exponent)?,
         };
         // The fixed-width result has leading zero bytes beyond k.
-        let (high, low) = em.split_at(em.len().checked_sub(self.k)?);
+        let (high, low) = m.split_at(m.len().checked_sub(self.k)?);
         high.iter().all(|b| *b == 0).then(|| low.to_vec())
-    }
-
-    /// EMSA-PKCS1-v1_5 (RFC 8017 §9.2): 00 01 FF…FF 00 DigestInfo(hash).
-    fn expected_encoding(&self, message: &[u8]) -> Option<Vec<u8>> {
-        let (prefix, digest): (&[u8], Vec<u8>) = match self.alg {
-            Algorithm::RS256 => (&SHA256_PREFIX, Sha256::digest(message).to_vec()),
-            Algorithm::RS384 => (&SHA384_PREFIX, Sha384::digest(message).to_vec()),
-            Algorithm::RS512 => (&SHA512_PREFIX, Sha512::digest(message).to_vec()),
-            _ => return None,
-        };
-        let t_len = prefix.len() + digest.len();
-        let padding = self.k.checked_sub(t_len + 3).filter(|p| *p >= 8)?;
-        let mut em = Vec::with_capacity(self.k);
-        em.extend_from_slice(&[0x00, 0x01]);
-        em.resize(2 + padding, 0xff);
-        em.push(0x00);
-        em.extend_from_slice(prefix);
-        em.extend_from_slice(&digest);
-        Some(em)
     }
 }
 
-impl Verifier<Vec<u8>> for Pkcs1Verifier {
-    fn verify(&self, message: &[u8], signature: &Vec<u8>) -> std::result::Result<(), SignatureError> {
-        match (self.public_op(signature), self.expected_encoding(message)) {
-            (Some(em), Some(expected)) if em == expected => Ok(()),
-            _ => Err(SignatureError::new()),
+/// RS256/384/512 and PS256/384/512 with one prepared key.
+pub struct RsaVerifier {
+    alg: Algorithm,
+    key: RsaKey,
+}
+
+impl RsaVerifier {
+    /// `None` for an algorithm that is not RSA.
+    pub fn new(alg: Algorithm, key: RsaKey) -> Option<RsaVerifier> {
+        use Algorithm::*;
+        matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512).then_some(RsaVerifier { alg, key })
+    }
+
+    fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        let Some(em) = self.key.public_op(signature) else { return false };
+        match self.alg {
+            Algorithm::RS256 => pkcs1_v15::<Sha256>(&SHA256_PREFIX, message, &em),
+            Algorithm::RS384 => pkcs1_v15::<Sha384>(&SHA384_PREFIX, message, &em),
+            Algorithm::RS512 => pkcs1_v15::<Sha512>(&SHA512_PREFIX, message, &em),
+            Algorithm::PS256 => pss::<Sha256>(message, &em, self.key.bits),
+            Algorithm::PS384 => pss::<Sha384>(message, &em, self.key.bits),
+            Algorithm::PS512 => pss::<Sha512>(message, &em, self.key.bits),
+            _ => false,
         }
     }
 }
 
-impl JwtVerifier for Pkcs1Verifier {
+impl Verifier<Vec<u8>> for RsaVerifier {
+    fn verify(&self, message: &[u8], signature: &Vec<u8>) -> Result<(), SignatureError> {
+        if self.verifies(message, signature) { Ok(()) } else { Err(SignatureError::new()) }
+    }
+}
+
+impl JwtVerifier for RsaVerifier {
     fn algorithm(&self) -> Algorithm {
         self.alg
     }
+}
+
+/// EMSA-PKCS1-v1_5 (§9.2): `em` must be exactly 00 01 FF…FF 00 DigestInfo(H(m)).
+fn pkcs1_v15<D: Digest>(prefix: &[u8], message: &[u8], em: &[u8]) -> bool {
+    let digest = D::digest(message);
+    let t_len = prefix.len() + digest.len();
+    let Some(padding) = em.len().checked_sub(t_len + 3).filter(|p| *p >= 8) else { return false };
+    let (head, rest) = em.split_at(2);
+    let (ps, rest) = rest.split_at(padding);
+    let (zero, rest) = rest.split_at(1);
+    let (p, d) = rest.split_at(prefix.len());
+    head == [0x00, 0x01] && ps.iter().all(|b| *b == 0xff) && zero == [0x00] && p == prefix && d == &digest[..]
+}
+
+/// EMSA-PSS-VERIFY (§9.1.2) with MGF1 over the same hash and sLen = hLen.
+fn pss<D: Digest + FixedOutputReset>(message: &[u8], em: &[u8], mod_bits: usize) -> bool {
+    let h_len = <D as Digest>::output_size();
+    let s_len = h_len;
+    let em_bits = mod_bits - 1;
+    let em_len = em_bits.div_ceil(8);
+    // RSAVP1 gave k bytes; EM is its last emLen (k - 1 when emBits is a multiple of 8).
+    let Some(extra) = em.len().checked_sub(em_len) else { return false };
+    let (high, em) = em.split_at(extra);
+    if high.iter().any(|b| *b != 0) || em_len < h_len + s_len + 2 || em.last() != Some(&0xbc) {
+        return false;
+    }
+    let (masked_db, rest) = em.split_at(em_len - h_len - 1);
+    let Some(h) = rest.get(..h_len) else { return false };
+    let unused_bits = 8 * em_len - em_bits;
+    let top_mask = 0xffu8 >> unused_bits;
+    if masked_db.first().is_none_or(|b| b & !top_mask != 0) {
+        return false;
+    }
+    let mut db = mgf1::<D>(h, masked_db.len());
+    for (d, m) in db.iter_mut().zip(masked_db) {
+        *d ^= m;
+    }
+    if let Some(first) = db.first_mut() {
+        *first &= top_mask;
+    }
+    let zeros = em_len - h_len - s_len - 2;
+    let (ps, rest) = db.split_at(zeros);
+    if ps.iter().any(|b| *b != 0) || rest.first() != Some(&0x01) {
+        return false;
+    }
+    let Some(salt) = rest.get(1..) else { return false };
+    let mut hasher = D::new();
+    Digest::update(&mut hasher, [0u8; 8]);
+    Digest::update(&mut hasher, D::digest(message));
+    Digest::update(&mut hasher, salt);
+    hasher.finalize()[..] == *h
+}
+
+/// MGF1 (§B.2.1): Hash(seed || counter) blocks, truncated to `len`.
+fn mgf1<D: Digest>(seed: &[u8], len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + <D as Digest>::output_size());
+    let mut counter: u32 = 0;
+    while out.len() < len {
+        let mut hasher = D::new();
+        Digest::update(&mut hasher, seed);
+        Digest::update(&mut hasher, counter.to_be_bytes());
+        out.extend_from_slice(&hasher.finalize());
+        counter += 1;
+    }
+    out.truncate(len);
+    out
 }
 
 // DER of DigestInfo up to the digest, RFC 8017 §9.2 note 1.
@@ -204,6 +270,7 @@ fn pow<const L: usize>(params: &DynResidueParams<L>, base: &[u8], exponent: u64)
     Some(words.iter().rev().flat_map(|w| w.to_be_bytes()).collect())
 }
 
+
 #[cfg(test)]
 mod tests {
     use base64::Engine;
@@ -219,6 +286,10 @@ mod tests {
     fn key_file(name: &str) -> Vec<u8> {
         std::fs::read(format!("{}/../host-tests/testdata/keys/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
     }
+
+    use crate::crypto::PROVIDER;
+    use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+    use jsonwebtoken::{Algorithm, DecodingKey};
 
     /// Verifies a compact JWS with the provider's verifier for `alg`.
     fn verifies(alg: Algorithm, key: &DecodingKey, token: &str) -> bool {
@@ -243,8 +314,7 @@ mod tests {
         let tampered = RFC7515_A2_JWS.replacen("eyJpc3MiOiJqb2Ui", "eyJpc3MiOiJqb2Uj", 1);
         assert!(!verifies(Algorithm::RS256, &key, &tampered));
         assert!(!verifies(Algorithm::RS384, &key, RFC7515_A2_JWS), "the hash is part of the encoding");
-        let (n, e) = (b64(RFC7515_A2_N), vec![1, 0, 1]);
-        assert!(Pkcs1Verifier::new(Algorithm::RS256, &n, &e).is_some(), "the fast verifier takes this key");
+        assert_eq!(RsaKey::new(&b64(RFC7515_A2_N), &[1, 0, 1]).map(|k| k.bits()), Ok(2048));
     }
 
     #[test]
@@ -262,7 +332,14 @@ mod tests {
         for bits in ["", "-3072", "-4096"] {
             let private = EncodingKey::from_rsa_pem(&key_file(&format!("rsa{bits}.key.pem"))).unwrap();
             let public = DecodingKey::from_rsa_pem(&key_file(&format!("rsa{bits}.pub.pem"))).unwrap();
-            for alg in [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512] {
+            for alg in [
+                Algorithm::RS256,
+                Algorithm::RS384,
+                Algorithm::RS512,
+                Algorithm::PS256,
+                Algorithm::PS384,
+                Algorithm::PS512,
+            ] {
                 let fast = (PROVIDER.verifier_factory)(&alg, &public).unwrap();
                 let reference = (DEFAULT_PROVIDER.verifier_factory)(&alg, &public).unwrap();
                 for i in 0..4 {
@@ -293,14 +370,15 @@ mod tests {
     }
 
     #[test]
-    fn keys_outside_the_fast_path_fall_back() {
+    fn unusable_keys() {
         let n = b64(RFC7515_A2_N);
-        assert!(Pkcs1Verifier::new(Algorithm::PS256, &n, &[1, 0, 1]).is_none(), "PSS stays with RustCrypto");
-        assert!(Pkcs1Verifier::new(Algorithm::RS256, &[0x10; 600], &[1, 0, 1]).is_none(), "over 4096 bits");
+        assert_eq!(RsaKey::new(&[0x10; 600], &[1, 0, 1]).err(), Some(RsaKeyError::TooLong(4797)));
+        assert_eq!(RsaKey::new(&n[..128], &[1, 0, 1]).err(), Some(RsaKeyError::TooShort(1024)));
         let mut even = n.clone();
         *even.last_mut().unwrap() &= 0xfe;
-        assert!(Pkcs1Verifier::new(Algorithm::RS256, &even, &[1, 0, 1]).is_none(), "even modulus");
-        assert!(Pkcs1Verifier::new(Algorithm::RS256, &n, &[1; 9]).is_none(), "exponent over 64 bits");
-        assert!(Pkcs1Verifier::new(Algorithm::RS256, &n, &[3]).is_some(), "e = 3");
+        assert_eq!(RsaKey::new(&even, &[1, 0, 1]).err(), Some(RsaKeyError::Invalid));
+        assert_eq!(RsaKey::new(&n, &[1; 9]).err(), Some(RsaKeyError::Invalid), "exponent over 64 bits");
+        assert_eq!(RsaKey::new(&n, &[2]).err(), Some(RsaKeyError::Invalid), "even exponent");
+        assert!(RsaKey::new(&n, &[3]).is_ok(), "e = 3");
     }
 }

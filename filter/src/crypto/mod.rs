@@ -1,0 +1,133 @@
+//! The signature verifiers, plugged into jsonwebtoken's `CryptoProvider`
+//! seam. license-gate only verifies: jsonwebtoken parses keys (JWK, PEM) and
+//! this provider turns them into verifiers, built once per configured key.
+//!
+//! - RS*/PS*: [`rsa`], on crypto-bigint (the `rsa` crate was the bottleneck);
+//! - ES256/ES384: RustCrypto's `p256`/`p384` ECDSA;
+//! - EdDSA: `ed25519-dalek`, strict verification (no malleable signatures);
+//! - HS*: RustCrypto's `hmac`, constant-time comparison.
+//!
+//! Not linking jsonwebtoken's own `rust_crypto` provider keeps the `rsa` crate
+//! and its big integers out of the module.
+
+pub mod rsa;
+
+use hmac::{Hmac, Mac};
+use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
+use jsonwebtoken::errors::{ErrorKind, Result};
+use jsonwebtoken::signature::{Error as SignatureError, Verifier};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, EncodingKey};
+use pkcs1::der::Decode;
+use sha2::{Sha256, Sha384, Sha512};
+
+use self::rsa::{RsaKey, RsaVerifier};
+
+/// The provider license-gate verifies with.
+pub static PROVIDER: CryptoProvider =
+    CryptoProvider { signer_factory: no_signing, verifier_factory, key_utils: KeyUtils::new_unimplemented() };
+
+fn no_signing(_: &Algorithm, _: &EncodingKey) -> Result<Box<dyn JwtSigner>> {
+    Err(ErrorKind::InvalidAlgorithm.into())
+}
+
+fn verifier_factory(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
+    if key.family() != alg.family() {
+        return Err(ErrorKind::InvalidKeyFormat.into());
+    }
+    let alg = *alg;
+    Ok(match alg.family() {
+        AlgorithmFamily::Rsa => {
+            let (n, e) = rsa_components(key).ok_or(ErrorKind::InvalidRsaKey(String::new()))?;
+            let key = RsaKey::new(&n, &e).map_err(|e| ErrorKind::InvalidRsaKey(e.to_string()))?;
+            Box::new(RsaVerifier::new(alg, key).ok_or(ErrorKind::InvalidAlgorithm)?)
+        }
+        AlgorithmFamily::Ec => {
+            let point = key.try_get_as_bytes()?;
+            let verifier = match alg {
+                Algorithm::ES256 => Ecdsa::P256(
+                    p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| ErrorKind::InvalidEcdsaKey)?,
+                ),
+                _ => Ecdsa::P384(
+                    p384::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| ErrorKind::InvalidEcdsaKey)?,
+                ),
+            };
+            Box::new(Asymmetric { alg, verifier })
+        }
+        AlgorithmFamily::Ed => {
+            let bytes: [u8; 32] = key.try_get_as_bytes()?.try_into().map_err(|_| ErrorKind::InvalidEddsaKey)?;
+            let verifier =
+                Ecdsa::Ed25519(ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| ErrorKind::InvalidEddsaKey)?);
+            Box::new(Asymmetric { alg, verifier })
+        }
+        AlgorithmFamily::Hmac => Box::new(HmacVerifier { alg, secret: key.try_get_as_bytes()?.to_vec() }),
+    })
+}
+
+/// An RSA key's modulus and public exponent, big-endian.
+pub fn rsa_components(key: &DecodingKey) -> Option<(Vec<u8>, Vec<u8>)> {
+    match key.kind() {
+        DecodingKeyKind::SecretOrDer(der) => {
+            let parsed = pkcs1::RsaPublicKey::from_der(der).ok()?;
+            Some((parsed.modulus.as_bytes().to_vec(), parsed.public_exponent.as_bytes().to_vec()))
+        }
+        DecodingKeyKind::RsaModulusExponent { n, e } => Some((n.clone(), e.clone())),
+    }
+}
+
+/// Elliptic-curve public keys (ECDSA and Ed25519).
+enum Ecdsa {
+    P256(p256::ecdsa::VerifyingKey),
+    P384(p384::ecdsa::VerifyingKey),
+    Ed25519(ed25519_dalek::VerifyingKey),
+}
+
+struct Asymmetric {
+    alg: Algorithm,
+    verifier: Ecdsa,
+}
+
+impl Verifier<Vec<u8>> for Asymmetric {
+    fn verify(&self, message: &[u8], signature: &Vec<u8>) -> std::result::Result<(), SignatureError> {
+        // JWS carries ECDSA signatures as fixed-width r || s (RFC 7518 §3.4).
+        match &self.verifier {
+            Ecdsa::P256(key) => key.verify(message, &p256::ecdsa::Signature::from_slice(signature)?),
+            Ecdsa::P384(key) => key.verify(message, &p384::ecdsa::Signature::from_slice(signature)?),
+            Ecdsa::Ed25519(key) => {
+                let signature = ed25519_dalek::Signature::from_slice(signature)?;
+                key.verify_strict(message, &signature)
+            }
+        }
+    }
+}
+
+impl JwtVerifier for Asymmetric {
+    fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+}
+
+struct HmacVerifier {
+    alg: Algorithm,
+    secret: Vec<u8>,
+}
+
+impl Verifier<Vec<u8>> for HmacVerifier {
+    fn verify(&self, message: &[u8], signature: &Vec<u8>) -> std::result::Result<(), SignatureError> {
+        fn check<M: Mac + hmac::digest::KeyInit>(secret: &[u8], message: &[u8], tag: &[u8]) -> bool {
+            <M as Mac>::new_from_slice(secret).map(|m| m.chain_update(message).verify_slice(tag).is_ok()).unwrap_or(false)
+        }
+        let ok = match self.alg {
+            Algorithm::HS256 => check::<Hmac<Sha256>>(&self.secret, message, signature),
+            Algorithm::HS384 => check::<Hmac<Sha384>>(&self.secret, message, signature),
+            Algorithm::HS512 => check::<Hmac<Sha512>>(&self.secret, message, signature),
+            _ => false,
+        };
+        if ok { Ok(()) } else { Err(SignatureError::new()) }
+    }
+}
+
+impl JwtVerifier for HmacVerifier {
+    fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+}
