@@ -102,14 +102,14 @@ def single_token(alg: str) -> Path:
     return path
 
 
-def plugin_config() -> dict:
+def plugin_config(cache_ttl: int = 3600) -> dict:
     pem = lambda kid, alg, stem: {"kid": kid, "alg": alg, "key": (KEYS / f"{stem}.pub.pem").read_text()}
     return {
         "issuers": [ISSUER], "audiences": [AUDIENCE], "algorithms": list(ALGS),
         "keys": {"pem": [pem(kid, alg, stem) for alg, (kid, stem) in ALGS.items()]},
         "rules": [{"match": {"prefix": "/"}}],
         "forward": {"headers": {"x-license-tenant": "tenant"}},
-        "cache": {"max_entries": 200_000, "ttl_seconds": 3600},
+        "cache": {"max_entries": 200_000, "ttl_seconds": cache_ttl},
     }
 
 
@@ -153,6 +153,10 @@ CHAINS = {
     "jwt": lambda: [jwt_authn(cached=False)],
     "jwt_cached": lambda: [jwt_authn(cached=True)],
     "license_gate": lambda: [wasm_filter("license_gate", LICENSE_GATE, json.dumps(plugin_config()))],
+    # Same filter, but cached verdicts live one second: the token pool comes
+    # round again only after that, so every request is a real cache miss
+    # (lookup, verification, write) whatever the request rate.
+    "license_gate_miss": lambda: [wasm_filter("license_gate_miss", LICENSE_GATE, json.dumps(plugin_config(1)))],
 }
 
 
@@ -163,7 +167,7 @@ def configurations(algs: list[str]) -> list[tuple[str, str, str]]:
         out += [(f"jwt_cached_{alg}", "jwt_cached", f"single-{alg}"),
                 (f"jwt_{alg}", "jwt", f"pool-{alg}"),
                 (f"lg_hit_{alg}", "license_gate", f"single-{alg}"),
-                (f"lg_miss_{alg}", "license_gate", f"pool-{alg}")]
+                (f"lg_miss_{alg}", "license_gate_miss", f"pool-{alg}")]
     return out
 
 
