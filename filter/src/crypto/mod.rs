@@ -3,13 +3,15 @@
 //! this provider turns them into verifiers, built once per configured key.
 //!
 //! - RS*/PS*: [`rsa`], on crypto-bigint (the `rsa` crate was the bottleneck);
-//! - ES256/ES384: RustCrypto's `p256`/`p384` ECDSA;
+//! - ES256/ES384: [`ecdsa`], RustCrypto's `p256`/`p384` group arithmetic with
+//!   precomputed fixed-base tables (their own verifier rebuilds tables per call);
 //! - EdDSA: `ed25519-dalek`, strict verification (no malleable signatures);
 //! - HS*: RustCrypto's `hmac`, constant-time comparison.
 //!
 //! Not linking jsonwebtoken's own `rust_crypto` provider keeps the `rsa` crate
 //! and its big integers out of the module.
 
+pub mod ecdsa;
 pub mod rsa;
 
 use hmac::{Hmac, Mac};
@@ -20,6 +22,7 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, Enc
 use pkcs1::der::Decode;
 use sha2::{Sha256, Sha384, Sha512};
 
+use self::ecdsa::EcdsaKey;
 use self::rsa::{RsaKey, RsaVerifier};
 
 /// The provider license-gate verifies with.
@@ -44,12 +47,12 @@ fn verifier_factory(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVer
         AlgorithmFamily::Ec => {
             let point = key.try_get_as_bytes()?;
             let verifier = match alg {
-                Algorithm::ES256 => Ecdsa::P256(
-                    p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| ErrorKind::InvalidEcdsaKey)?,
-                ),
-                _ => Ecdsa::P384(
-                    p384::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| ErrorKind::InvalidEcdsaKey)?,
-                ),
+                Algorithm::ES256 => Ecdsa::P256(EcdsaKey::new(
+                    *p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| ErrorKind::InvalidEcdsaKey)?.as_affine(),
+                )),
+                _ => Ecdsa::P384(EcdsaKey::new(
+                    *p384::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| ErrorKind::InvalidEcdsaKey)?.as_affine(),
+                )),
             };
             Box::new(Asymmetric { alg, verifier })
         }
@@ -76,8 +79,8 @@ pub fn rsa_components(key: &DecodingKey) -> Option<(Vec<u8>, Vec<u8>)> {
 
 /// Elliptic-curve public keys (ECDSA and Ed25519).
 enum Ecdsa {
-    P256(p256::ecdsa::VerifyingKey),
-    P384(p384::ecdsa::VerifyingKey),
+    P256(EcdsaKey<p256::NistP256>),
+    P384(EcdsaKey<p384::NistP384>),
     Ed25519(ed25519_dalek::VerifyingKey),
 }
 
@@ -90,8 +93,8 @@ impl Verifier<Vec<u8>> for Asymmetric {
     fn verify(&self, message: &[u8], signature: &Vec<u8>) -> std::result::Result<(), SignatureError> {
         // JWS carries ECDSA signatures as fixed-width r || s (RFC 7518 §3.4).
         match &self.verifier {
-            Ecdsa::P256(key) => key.verify(message, &p256::ecdsa::Signature::from_slice(signature)?),
-            Ecdsa::P384(key) => key.verify(message, &p384::ecdsa::Signature::from_slice(signature)?),
+            Ecdsa::P256(key) => key.verify(message, signature).then_some(()).ok_or_else(SignatureError::new),
+            Ecdsa::P384(key) => key.verify(message, signature).then_some(()).ok_or_else(SignatureError::new),
             Ecdsa::Ed25519(key) => {
                 let signature = ed25519_dalek::Signature::from_slice(signature)?;
                 key.verify_strict(message, &signature)

@@ -1,0 +1,210 @@
+//! ECDSA verification (ES256, ES384) with precomputed fixed-base tables.
+//!
+//! RustCrypto's `p256`/`p384` verify with `u1·G + u2·Q` computed as two
+//! constant-time scalar multiplications: 4 doublings and a 16-way
+//! constant-time table scan per 4-bit window, tables rebuilt on every call.
+//! Verification handles only public data, so it may be variable-time, and
+//! both points are fixed: G forever, Q for as long as the configuration
+//! lives. Tables of `d·2^(5w)·P` turn each
+//! multiplication into about one addition per window, no doubling at all.
+//!
+//! The group arithmetic (field, point addition, normalisation, scalar
+//! inversion) is the curve crate's; this file only chooses which points to
+//! add. The verification equation is RFC 6979/FIPS 186's, as in
+//! `ecdsa::hazmat::verify_prehashed`, and the tests hold it to RustCrypto's
+//! own verifier.
+
+// The 0.13 curve crates still speak generic-array 0.14, deprecated upstream.
+#![allow(deprecated)]
+
+use std::sync::OnceLock;
+
+use ecdsa::hazmat::bits2field;
+use ecdsa::{Signature, SignatureSize};
+use elliptic_curve::generic_array::ArrayLength;
+use elliptic_curve::group::{Curve as _, Group};
+use elliptic_curve::ops::{Invert, Reduce};
+use elliptic_curve::point::AffineCoordinates;
+use elliptic_curve::{AffinePoint, CurveArithmetic, PrimeCurve, PrimeField, ProjectivePoint, Scalar};
+use sha2::Digest;
+
+/// Bits per window, chosen by measurement: 5 gives a P-256 table of 52 × 31
+/// points (150 KB) and 52 additions per multiplication.
+const WINDOW_BITS: usize = 5;
+const DIGITS: usize = (1 << WINDOW_BITS) - 1;
+
+/// The curves this verifier is built for, with the hash JWS pairs them with.
+pub trait JwsCurve: PrimeCurve + CurveArithmetic
+where
+    SignatureSize<Self>: ArrayLength<u8>,
+{
+    type Hash: Digest;
+    /// The generator's table, built once per VM on first use.
+    fn generator_table() -> &'static FixedBase<Self>;
+}
+
+impl JwsCurve for p256::NistP256 {
+    type Hash = sha2::Sha256;
+    fn generator_table() -> &'static FixedBase<Self> {
+        static TABLE: OnceLock<FixedBase<p256::NistP256>> = OnceLock::new();
+        TABLE.get_or_init(|| FixedBase::new(p256::ProjectivePoint::GENERATOR))
+    }
+}
+
+impl JwsCurve for p384::NistP384 {
+    type Hash = sha2::Sha384;
+    fn generator_table() -> &'static FixedBase<Self> {
+        static TABLE: OnceLock<FixedBase<p384::NistP384>> = OnceLock::new();
+        TABLE.get_or_init(|| FixedBase::new(p384::ProjectivePoint::GENERATOR))
+    }
+}
+
+/// `table[w * DIGITS + d - 1] = d · 2^(5w) · P`, for every window `w` of a
+/// scalar and every non-zero digit `d`.
+pub struct FixedBase<C: CurveArithmetic> {
+    // Projective: p256 0.13 offers no batch normalisation, and one inversion
+    // per point would cost more to build than mixed additions ever save.
+    table: Vec<ProjectivePoint<C>>,
+}
+
+impl<C: PrimeCurve + CurveArithmetic> FixedBase<C> {
+    fn new(point: ProjectivePoint<C>) -> Self {
+        let windows = (Scalar::<C>::NUM_BITS as usize).div_ceil(WINDOW_BITS);
+        let mut table = Vec::with_capacity(windows * DIGITS);
+        let mut base = point;
+        for _ in 0..windows {
+            let mut multiple = base;
+            for _ in 0..DIGITS {
+                table.push(multiple);
+                multiple += base;
+            }
+            // `multiple` is now 2^5 · base: the next window's base.
+            base = multiple;
+        }
+        FixedBase { table }
+    }
+
+    /// `k · P`, variable-time (k is public: it comes from the signature).
+    fn mul(&self, k: &Scalar<C>) -> ProjectivePoint<C> {
+        let repr = k.to_repr();
+        let bytes = repr.as_ref(); // big-endian
+        let bit = |i: usize| bytes.len().checked_sub(1 + i / 8).and_then(|b| bytes.get(b)).map_or(0, |b| (b >> (i % 8)) & 1);
+        let mut acc = ProjectivePoint::<C>::identity();
+        for (window, points) in self.table.chunks(DIGITS).enumerate() {
+            let digit = (0..WINDOW_BITS).fold(0usize, |d, j| d | usize::from(bit(window * WINDOW_BITS + j)) << j);
+            if let Some(point) = digit.checked_sub(1).and_then(|i| points.get(i)) {
+                acc += point;
+            }
+        }
+        acc
+    }
+}
+
+/// A configured ECDSA public key with its table, built on first use so that
+/// configuring costs nothing for keys no token ever names.
+pub struct EcdsaKey<C: JwsCurve>
+where
+    SignatureSize<C>: ArrayLength<u8>,
+{
+    point: ProjectivePoint<C>,
+    table: OnceLock<FixedBase<C>>,
+}
+
+impl<C: JwsCurve> EcdsaKey<C>
+where
+    SignatureSize<C>: ArrayLength<u8>,
+{
+    pub fn new(point: AffinePoint<C>) -> Self {
+        EcdsaKey { point: point.into(), table: OnceLock::new() }
+    }
+
+    /// Verifies a JWS signature: fixed-width `r || s` over `SHA-x(message)`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        let Ok(signature) = Signature::<C>::from_slice(signature) else {
+            return false; // r or s zero, out of range, or the wrong length
+        };
+        let Ok(z) = bits2field::<C>(&C::Hash::digest(message)) else {
+            return false;
+        };
+        let z = <Scalar<C> as Reduce<C::Uint>>::reduce_bytes(&z);
+        let (r, s) = signature.split_scalars();
+        let s_inv = *s.invert_vartime();
+        let (u1, u2) = (z * s_inv, *r * s_inv);
+        let table = self.table.get_or_init(|| FixedBase::new(self.point));
+        let sum = C::generator_table().mul(&u1) + table.mul(&u2);
+        // The identity's affine x is zero, never equal to a non-zero r.
+        let x = sum.to_affine().x();
+        <Scalar<C> as Reduce<C::Uint>>::reduce_bytes(&x) == *r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use elliptic_curve::Field;
+    use p256::ecdsa::signature::{Signer, Verifier};
+
+    /// A deterministic stream of scalars, no RNG crate needed.
+    fn scalars<C: CurveArithmetic>(n: usize) -> Vec<Scalar<C>> {
+        (0..n as u64)
+            .map(|i| {
+                let seed = Scalar::<C>::from(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+                seed.square().square() * seed + Scalar::<C>::from(i)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fixed_base_multiplication_agrees_with_the_curve_crate() {
+        let g = p256::ProjectivePoint::GENERATOR;
+        let table = FixedBase::<p256::NistP256>::new(g);
+        let mut ks = scalars::<p256::NistP256>(40);
+        ks.extend([p256::Scalar::ZERO, p256::Scalar::ONE, -p256::Scalar::ONE]);
+        for k in ks {
+            assert_eq!(table.mul(&k), g * k);
+        }
+        let g = p384::ProjectivePoint::GENERATOR;
+        let table = FixedBase::<p384::NistP384>::new(g);
+        for k in scalars::<p384::NistP384>(20).into_iter().chain([-p384::Scalar::ONE]) {
+            assert_eq!(table.mul(&k), g * k);
+        }
+    }
+
+    #[test]
+    fn verdicts_agree_with_rustcrypto_p256() {
+        let secret = p256::ecdsa::SigningKey::from_bytes(&[7u8; 32].into()).unwrap();
+        let public = *secret.verifying_key();
+        let ours = EcdsaKey::<p256::NistP256>::new(*public.as_affine());
+        for i in 0..30u32 {
+            let message = format!("header.payload-{i}");
+            let signature: p256::ecdsa::Signature = secret.sign(message.as_bytes());
+            let mut bytes = signature.to_bytes().to_vec();
+            assert!(ours.verify(message.as_bytes(), &bytes), "valid signature {i}");
+            assert!(!ours.verify(format!("{message}x").as_bytes(), &bytes), "other message {i}");
+            bytes[(i as usize) % 64] ^= 1 << (i % 8);
+            let theirs = p256::ecdsa::Signature::from_slice(&bytes)
+                .map(|s| public.verify(message.as_bytes(), &s).is_ok())
+                .unwrap_or(false);
+            assert!(!theirs);
+            assert_eq!(ours.verify(message.as_bytes(), &bytes), theirs, "tampered signature {i}");
+        }
+        // A zero r or s, a short signature: refused, never a panic.
+        assert!(!ours.verify(b"m", &[0u8; 64]));
+        assert!(!ours.verify(b"m", &[1u8; 63]));
+    }
+
+    #[test]
+    fn verdicts_agree_with_rustcrypto_p384() {
+        let secret = p384::ecdsa::SigningKey::from_bytes(&[9u8; 48].into()).unwrap();
+        let public = *secret.verifying_key();
+        let ours = EcdsaKey::<p384::NistP384>::new(*public.as_affine());
+        for i in 0..10u32 {
+            let message = format!("header.payload-{i}");
+            let signature: p384::ecdsa::Signature = secret.sign(message.as_bytes());
+            let mut bytes = signature.to_bytes().to_vec();
+            assert!(ours.verify(message.as_bytes(), &bytes));
+            bytes[(i as usize * 7) % 96] ^= 0x40;
+            assert!(!ours.verify(message.as_bytes(), &bytes));
+        }
+    }
+}
