@@ -186,21 +186,40 @@ fn check_rsa(field: &str, key: &DecodingKey) -> Result<(), ConfigError> {
 }
 
 fn compile_pem(field: &str, kid: Option<String>, alg: Algorithm, pem: &[u8]) -> Result<Key, ConfigError> {
-    let decoded = match alg.family() {
-        AlgorithmFamily::Rsa => DecodingKey::from_rsa_pem(pem),
-        AlgorithmFamily::Ec => DecodingKey::from_ec_pem(pem),
-        AlgorithmFamily::Ed => DecodingKey::from_ed_pem(pem),
-        AlgorithmFamily::Hmac => {
-            return Err(ConfigError::new(
-                format!("{field}.alg"),
-                "shared-secret algorithms belong in hmac_secrets",
-            ));
-        }
-    };
-    let key = decoded.map_err(|e| {
+    if alg.family() == AlgorithmFamily::Hmac {
+        return Err(ConfigError::new(format!("{field}.alg"), "shared-secret algorithms belong in hmac_secrets"));
+    }
+    let key = decode_public_pem(pem).map_err(|e| {
         ConfigError::new(format!("{field}.key"), format!("not a {alg:?} public key in PEM: {e}"))
     })?;
     bind(&format!("{field}.key"), kid, alg, key)
+}
+
+/// Object identifiers of the SPKI algorithms license-gate verifies with.
+const RSA_ENCRYPTION: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const EC_PUBLIC_KEY: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const ED25519: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.101.112");
+
+/// A PEM public key: `PUBLIC KEY` (SubjectPublicKeyInfo: RSA, EC, Ed25519)
+/// or `RSA PUBLIC KEY` (PKCS#1). The key's family comes from the key itself;
+/// `bind` then refuses a family that does not fit the configured `alg`.
+fn decode_public_pem(pem: &[u8]) -> Result<DecodingKey, String> {
+    use spki::der::Decode;
+    let (label, der) = pem_rfc7468::decode_vec(pem).map_err(|e| e.to_string())?;
+    match label {
+        "RSA PUBLIC KEY" => Ok(DecodingKey::from_rsa_der(&der)),
+        "PUBLIC KEY" => {
+            let info = spki::SubjectPublicKeyInfoRef::from_der(&der).map_err(|e| e.to_string())?;
+            let bits = info.subject_public_key.as_bytes().ok_or("the key's bit string is not whole bytes")?;
+            match info.algorithm.oid {
+                RSA_ENCRYPTION => Ok(DecodingKey::from_rsa_der(bits)),
+                EC_PUBLIC_KEY => Ok(DecodingKey::from_ec_der(bits)),
+                ED25519 => Ok(DecodingKey::from_ed_der(bits)),
+                oid => Err(format!("unsupported key algorithm {oid}")),
+            }
+        }
+        other => Err(format!("a \"{other}\" block; expected \"PUBLIC KEY\" or \"RSA PUBLIC KEY\"")),
+    }
 }
 
 /// A JWK becomes a key, or `None` for an encryption key that has no business
@@ -270,4 +289,55 @@ fn compile_hmac(field: &str, kid: Option<String>, alg: &str, secret: &str) -> Re
         ));
     }
     bind(field, kid, alg, DecodingKey::from_secret(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_file(name: &str) -> String {
+        std::fs::read_to_string(format!("{}/../host-tests/testdata/keys/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    fn family(pem: &str) -> Result<AlgorithmFamily, String> {
+        decode_public_pem(pem.as_bytes()).map(|k| k.family())
+    }
+
+    #[test]
+    fn public_pem_blocks() {
+        use spki::der::Decode;
+        assert_eq!(family(&key_file("rsa.pub.pem")), Ok(AlgorithmFamily::Rsa));
+        assert_eq!(family(&key_file("p256.pub.pem")), Ok(AlgorithmFamily::Ec));
+        assert_eq!(family(&key_file("p384.pub.pem")), Ok(AlgorithmFamily::Ec));
+        assert_eq!(family(&key_file("ed25519.pub.pem")), Ok(AlgorithmFamily::Ed));
+        // PKCS#1 "RSA PUBLIC KEY": the SPKI's inner key, relabelled.
+        let (_, der) = pem_rfc7468::decode_vec(key_file("rsa.pub.pem").as_bytes()).unwrap();
+        let info = spki::SubjectPublicKeyInfoRef::from_der(&der).unwrap();
+        let pkcs1 = info.subject_public_key.as_bytes().unwrap();
+        let pem = pem_rfc7468::encode_string("RSA PUBLIC KEY", pem_rfc7468::LineEnding::LF, pkcs1).unwrap();
+        let key = decode_public_pem(pem.as_bytes()).unwrap();
+        assert!(bind("k", None, Algorithm::RS256, key).is_ok());
+        // Private keys, certificates and garbage are refused with a reason.
+        assert!(family(&key_file("rsa.key.pem")).unwrap_err().contains("PRIVATE KEY"));
+        assert!(family("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err());
+        assert!(family("not a pem").is_err());
+        let truncated = key_file("p256.pub.pem").replacen("MFkw", "MFkx", 1);
+        assert!(family(&truncated).is_err());
+    }
+
+    #[test]
+    fn a_pem_key_must_fit_its_algorithm() {
+        let key = |name: &str| decode_public_pem(key_file(name).as_bytes()).unwrap();
+        assert!(bind("k", None, Algorithm::ES256, key("p256.pub.pem")).is_ok());
+        assert!(bind("k", None, Algorithm::EdDSA, key("ed25519.pub.pem")).is_ok());
+        for (alg, name, message) in [
+            (Algorithm::RS256, "p256.pub.pem", "key type does not fit RS256"),
+            (Algorithm::ES256, "rsa.pub.pem", "key type does not fit ES256"),
+            (Algorithm::ES384, "p256.pub.pem", "key curve does not fit ES384"),
+            (Algorithm::EdDSA, "p256.pub.pem", "key type does not fit EdDSA"),
+        ] {
+            let error = bind("k", None, alg, key(name)).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.ends_with(message), "{alg:?} {name}: {error}");
+        }
+    }
 }
