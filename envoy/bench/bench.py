@@ -42,6 +42,7 @@ TARGETS = [
     ("miss EdDSA vs jwt_authn", "jwt_EdDSA", "lg_miss_EdDSA", 0.30),
 ]
 MAX_MODULE_BYTES = 400 * 1024
+HIT_HOST_CALLS = 11
 
 
 def b64u(data: bytes) -> str:
@@ -150,6 +151,10 @@ def listener(name: str, port: int, filters: list[dict]) -> dict:
 CHAINS = {
     "none": lambda: [],
     "empty": lambda: [wasm_filter("empty", EMPTY_FILTER)],
+    # The same empty filter making as many host calls per request as a
+    # license-gate cache hit does here (headers, clock, 2 counters, 1
+    # histogram, 4 access-log properties, 2 header sets): their floor.
+    "empty_calls": lambda: [wasm_filter("empty_calls", EMPTY_FILTER, str(HIT_HOST_CALLS))],
     "jwt": lambda: [jwt_authn(cached=False)],
     "jwt_cached": lambda: [jwt_authn(cached=True)],
     "license_gate": lambda: [wasm_filter("license_gate", LICENSE_GATE, json.dumps(plugin_config()))],
@@ -162,7 +167,8 @@ CHAINS = {
 
 def configurations(algs: list[str]) -> list[tuple[str, str, str]]:
     """(name, listener chain, token traffic: 'none' | 'single-ALG' | 'pool-ALG')."""
-    out = [("none", "none", "none"), ("empty", "empty", "none")]
+    out = [("none", "none", "none"), ("empty", "empty", "none"),
+           (f"empty_{HIT_HOST_CALLS}_host_calls", "empty_calls", "none")]
     for alg in algs:
         out += [(f"jwt_cached_{alg}", "jwt_cached", f"single-{alg}"),
                 (f"jwt_{alg}", "jwt", f"pool-{alg}"),

@@ -13,13 +13,23 @@
 //!
 //! Why not store sha256(token)? Hashing a 700-byte token costs several µs in
 //! V8, more than everything else a cache hit does; comparing bytes is nearly free.
+//!
+//! In front of shared data, each VM (one per Envoy worker) keeps its own
+//! small direct-mapped copy of recent verdicts (`cache.local_entries`): a hit
+//! there costs no host call and no decoding. It holds only what shared data
+//! held or verification produced, with the same expiry.
 
+use std::cell::RefCell;
 use std::hash::Hasher;
+use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
 
-use crate::license::{License, LicenseStatus};
+use crate::license::License;
 use crate::reason::Reason;
+
+/// A verdict as the cache hands it out: licenses are shared, not copied.
+pub type Verified = Result<Rc<License>, Reason>;
 
 /// Access to the host's shared data (proxy-wasm `get/set_shared_data`).
 pub trait SharedStore {
@@ -38,11 +48,13 @@ pub struct CacheSettings {
     pub ttl_seconds: u64,
     /// Life of a cached denial.
     pub negative_ttl_seconds: u64,
+    /// Slots of each VM's local copy; 0 turns it off.
+    pub local_entries: u32,
 }
 
 impl Default for CacheSettings {
     fn default() -> Self {
-        CacheSettings { max_entries: 10_000, ttl_seconds: 300, negative_ttl_seconds: 30 }
+        CacheSettings { max_entries: 10_000, ttl_seconds: 300, negative_ttl_seconds: 30, local_entries: 1_024 }
     }
 }
 
@@ -58,13 +70,65 @@ pub struct VerdictCache {
     /// `lg2:<first 8 bytes of sha256(config), hex>:`: a new configuration
     /// never reads the previous one's verdicts.
     prefix: String,
+    local: LocalCache,
+}
+
+/// This VM's own direct-mapped copy of recent verdicts.
+#[derive(Debug)]
+struct LocalCache {
+    slots: RefCell<Vec<Option<LocalEntry>>>,
+}
+
+#[derive(Debug)]
+struct LocalEntry {
+    token: Box<str>,
+    expires_at: u64,
+    verdict: Verified,
+}
+
+impl LocalCache {
+    fn new(entries: u32) -> LocalCache {
+        let mut slots = Vec::new();
+        slots.resize_with(entries as usize, || None);
+        LocalCache { slots: RefCell::new(slots) }
+    }
+
+    fn get(&self, hash: u64, token: &str, now: u64) -> Option<Verified> {
+        let slots = self.slots.borrow();
+        let entry = slots.get(slot(hash, slots.len())?)?.as_ref()?;
+        (now < entry.expires_at && same_bytes(entry.token.as_bytes(), token.as_bytes())).then(|| entry.verdict.clone())
+    }
+
+    fn put(&self, hash: u64, token: &str, expires_at: u64, verdict: &Verified) {
+        let mut slots = self.slots.borrow_mut();
+        if let Some(index) = slot(hash, slots.len())
+            && let Some(place) = slots.get_mut(index)
+        {
+            // Reuse the slot's token allocation when the token is the same.
+            match place {
+                Some(e) if same_bytes(e.token.as_bytes(), token.as_bytes()) => {
+                    e.expires_at = expires_at;
+                    e.verdict = verdict.clone();
+                }
+                _ => *place = Some(LocalEntry { token: token.into(), expires_at, verdict: verdict.clone() }),
+            }
+        }
+    }
+}
+
+/// The slot of `hash` among `n` (none when there are no slots).
+fn slot(hash: u64, n: usize) -> Option<usize> {
+    (n > 0).then(|| (hash % n as u64) as usize)
 }
 
 impl VerdictCache {
     pub fn new(settings: CacheSettings, config_bytes: &[u8]) -> VerdictCache {
         let digest = Sha256::digest(config_bytes);
         let fingerprint: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        VerdictCache { settings, prefix: format!("lg2:{fingerprint}:") }
+        // Never more local slots than shared ones: `max_entries` is the
+        // admin's bound on what the cache holds.
+        let local = LocalCache::new(settings.local_entries.min(settings.max_entries));
+        VerdictCache { settings, prefix: format!("lg2:{fingerprint}:"), local }
     }
 
     pub fn enabled(&self) -> bool {
@@ -83,20 +147,26 @@ impl VerdictCache {
         token: &str,
         now: u64,
         verify: impl FnOnce(&str) -> Result<License, Reason>,
-    ) -> (Result<License, Reason>, Option<CacheOutcome>) {
+    ) -> (Verified, Option<CacheOutcome>) {
         if !self.enabled() {
-            return (verify(token), None);
+            return (verify(token).map(Rc::new), None);
         }
-        let key = self.key(token);
+        let hash = token_hash(token);
+        if let Some(verdict) = self.local.get(hash, token, now) {
+            return (verdict, Some(CacheOutcome::Hit));
+        }
+        let key = self.key(hash);
         let existing = store.get(&key);
         let cas = existing.as_ref().and_then(|(_, cas)| *cas);
         if let Some(entry) = existing.as_ref().and_then(|(bytes, _)| codec::decode(bytes, token))
             && now < entry.expires_at
         {
-            return (entry.verdict.map(|l| with_status_at(l, now)), Some(CacheOutcome::Hit));
+            let verdict = entry.verdict.map(Rc::new);
+            self.local.put(hash, token, entry.expires_at, &verdict);
+            return (verdict, Some(CacheOutcome::Hit));
         }
 
-        let verdict = verify(token);
+        let verdict = verify(token).map(Rc::new);
         let expires_at = match &verdict {
             Ok(license) => {
                 let ttl_end = now.saturating_add(self.settings.ttl_seconds);
@@ -109,26 +179,38 @@ impl VerdictCache {
             // A refused write means another worker just filled the slot:
             // its verdict is as good as ours.
             let _ = store.set(&key, &entry, cas);
+            self.local.put(hash, token, expires_at, &verdict);
         }
         (verdict, Some(CacheOutcome::Miss))
     }
 
-    /// The slot only spreads tokens; correctness rests on the byte comparison.
-    fn key(&self, token: &str) -> String {
-        let mut hasher = rustc_hash::FxHasher::default();
-        hasher.write(token.as_bytes());
-        let slot = hasher.finish() % u64::from(self.settings.max_entries.max(1));
+    /// The shared-data key of the token's slot.
+    fn key(&self, hash: u64) -> String {
+        let slot = hash % u64::from(self.settings.max_entries.max(1));
         format!("{}{slot}", self.prefix)
     }
 }
 
-/// A cached license's status depends on the time of the request.
-fn with_status_at(mut license: License, now: u64) -> License {
-    license.status = match license.active_until {
-        Some(end) if now >= end => LicenseStatus::Grace,
-        _ => LicenseStatus::Active,
-    };
-    license
+/// Slots only spread tokens; correctness rests on comparing whole tokens.
+/// A JWS ends with its signature, where distinct tokens differ: hashing the
+/// length and the last 32 bytes spreads them as well as hashing everything.
+fn token_hash(token: &str) -> u64 {
+    let bytes = token.as_bytes();
+    let tail = bytes.get(bytes.len().saturating_sub(32)..).unwrap_or(bytes);
+    let mut hasher = rustc_hash::FxHasher::default();
+    hasher.write_usize(bytes.len());
+    hasher.write(tail);
+    hasher.finish()
+}
+
+/// Byte equality a word at a time: Wasm has no vector `memcmp`, and the
+/// compiler's goes byte by byte over a token of hundreds of bytes.
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    fn word(chunk: &[u8]) -> u64 {
+        chunk.try_into().map_or(0, u64::from_le_bytes)
+    }
+    let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    a.len() == b.len() && wa.remainder() == wb.remainder() && wa.zip(wb).all(|(x, y)| word(x) == word(y))
 }
 
 /// A compact binary encoding of cache entries: no JSON to re-parse on a hit.
@@ -144,7 +226,7 @@ fn with_status_at(mut license: License, now: u64) -> License {
 mod codec {
     use std::collections::BTreeSet;
 
-    use crate::license::{License, LicenseStatus};
+    use crate::license::License;
     use crate::reason::Reason;
 
     const VERSION: u8 = 2;
@@ -155,7 +237,7 @@ mod codec {
         pub verdict: Result<License, Reason>,
     }
 
-    pub fn encode(token: &str, expires_at: u64, verdict: &Result<License, Reason>) -> Vec<u8> {
+    pub fn encode(token: &str, expires_at: u64, verdict: &super::Verified) -> Vec<u8> {
         let mut out = Vec::with_capacity(token.len() + 128);
         out.push(VERSION);
         out.extend_from_slice(&(token.len() as u32).to_le_bytes());
@@ -168,6 +250,7 @@ mod codec {
                 out.push(index as u8);
             }
             Ok(l) => {
+                let l = l.as_ref();
                 out.push(0);
                 for t in [l.active_until, l.valid_until, l.expires_at] {
                     out.extend_from_slice(&t.unwrap_or(u64::MAX).to_le_bytes());
@@ -249,7 +332,7 @@ mod codec {
             return None;
         }
         let len = usize::try_from(r.u32()?).ok()?;
-        if r.take(len)? != token.as_bytes() {
+        if !super::same_bytes(r.take(len)?, token.as_bytes()) {
             return None;
         }
         let expires_at = r.u64()?;
@@ -267,7 +350,6 @@ mod codec {
                     forwarded.push(r.opt_str()?);
                 }
                 Ok(License {
-                    status: LicenseStatus::Active,
                     features,
                     plan,
                     tenant,
@@ -290,6 +372,21 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::license::LicenseStatus;
+
+    #[test]
+    fn same_bytes_is_equality() {
+        let a = b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+        for n in 0..a.len() {
+            for m in 0..a.len() {
+                assert_eq!(same_bytes(&a[..n], &a[..m]), n == m, "{n} {m}");
+            }
+            let mut b = a.to_vec();
+            b[n] ^= 1;
+            assert!(!same_bytes(a, &b), "differs at {n}");
+        }
+        assert!(same_bytes(a, a.to_vec().as_slice()));
+    }
 
     /// Shared data with Envoy's CAS semantics.
     #[derive(Default)]
@@ -317,7 +414,6 @@ mod tests {
 
     fn license(exp: Option<u64>) -> License {
         License {
-            status: LicenseStatus::Active,
             features: ["a".to_string(), "b c".to_string()].into(),
             plan: Some("pro".into()),
             tenant: None,
@@ -329,20 +425,25 @@ mod tests {
         }
     }
 
+    /// Shared data only: these tests are about its semantics.
     fn settings(max_entries: u32) -> CacheSettings {
-        CacheSettings { max_entries, ttl_seconds: 300, negative_ttl_seconds: 10 }
+        CacheSettings { max_entries, ttl_seconds: 300, negative_ttl_seconds: 10, local_entries: 0 }
+    }
+
+    fn ok(l: License) -> Verified {
+        Ok(Rc::new(l))
     }
 
     #[test]
     fn entries_round_trip() {
         let l = license(Some(1_000));
-        let bytes = codec::encode("tok.en.x", 99, &Ok(l.clone()));
+        let bytes = codec::encode("tok.en.x", 99, &ok(l.clone()));
         let e = codec::decode(&bytes, "tok.en.x").unwrap();
         assert_eq!((e.expires_at, e.verdict), (99, Ok(l)));
         assert!(codec::decode(&bytes, "tok.en.y").is_none(), "another token never reads this entry");
         assert!(codec::decode(&bytes, "tok.en").is_none());
         let perpetual = license(None);
-        let e = codec::decode(&codec::encode("p", 5, &Ok(perpetual.clone())), "p").unwrap();
+        let e = codec::decode(&codec::encode("p", 5, &ok(perpetual.clone())), "p").unwrap();
         assert_eq!(e.verdict, Ok(perpetual));
         for reason in Reason::ALL {
             let e = codec::decode(&codec::encode("t", 1, &Err(reason)), "t").unwrap();
@@ -365,7 +466,7 @@ mod tests {
         assert_eq!(cache.verdict(&store, "t1", 1_000, verify).1, Some(CacheOutcome::Miss));
         let (hit, outcome) = cache.verdict(&store, "t1", 1_001, verify);
         assert_eq!(outcome, Some(CacheOutcome::Hit));
-        assert_eq!(hit, Ok(license(Some(10_000))));
+        assert_eq!(hit, ok(license(Some(10_000))));
         assert_eq!(calls.get(), 1);
     }
 
@@ -375,12 +476,47 @@ mod tests {
         let cache = VerdictCache::new(settings(100), b"c");
         let exp = 1_000;
         // active until exp+60, valid until exp+160; the TTL (300) is longer.
-        let ok = |_: &str| Ok(license(Some(exp)));
-        let _ = cache.verdict(&store, "t", 950, ok);
+        let _ = cache.verdict(&store, "t", 950, |_| Ok(license(Some(exp))));
         let (l, o) = cache.verdict(&store, "t", exp + 60, |_| Err(Reason::Expired));
-        assert_eq!((l.map(|l| l.status), o), (Ok(LicenseStatus::Grace), Some(CacheOutcome::Hit)));
+        assert_eq!((l.map(|l| l.status_at(exp + 60)), o), (Ok(LicenseStatus::Grace), Some(CacheOutcome::Hit)));
         let (l, o) = cache.verdict(&store, "t", exp + 160, |_| Err(Reason::Expired));
         assert_eq!((l, o), (Err(Reason::Expired), Some(CacheOutcome::Miss)));
+    }
+
+    #[test]
+    fn each_vm_keeps_a_bounded_local_copy_with_the_same_expiry() {
+        use CacheOutcome::{Hit, Miss};
+        let store = Store::default();
+        let local = CacheSettings { local_entries: 4, ..settings(100) };
+        let (worker_a, worker_b) = (VerdictCache::new(local, b"c"), VerdictCache::new(local, b"c"));
+        let never = |_: &str| Err(Reason::Malformed);
+        let _ = worker_a.verdict(&store, "t", 0, |_| Ok(license(None)));
+        // The other worker finds it in shared data, then in its own copy
+        // even once shared data no longer has it.
+        assert_eq!(worker_b.verdict(&store, "t", 1, never), (ok(license(None)), Some(Hit)));
+        store.map.borrow_mut().clear();
+        assert_eq!(worker_b.verdict(&store, "t", 2, never), (ok(license(None)), Some(Hit)));
+        // A local denial lives exactly as long as the shared one (10 s).
+        let _ = worker_b.verdict(&store, "bad", 100, |_| Err(Reason::BadSignature));
+        store.map.borrow_mut().clear();
+        assert_eq!(worker_b.verdict(&store, "bad", 109, never), (Err(Reason::BadSignature), Some(Hit)));
+        assert_eq!(worker_b.verdict(&store, "bad", 110, never), (Err(Reason::Malformed), Some(Miss)));
+        // Four slots, whatever the traffic; a slot collision is a miss, never
+        // the other token's verdict.
+        let verdict_of = |i: usize| if i.is_multiple_of(2) { ok(license(Some(i as u64 + 1_000))) } else { Err(Reason::Expired) };
+        for i in 0..100 {
+            let _ = worker_b.verdict(&store, &format!("tok{i}"), 200, |_| verdict_of(i).map(|l| (*l).clone()));
+        }
+        assert_eq!(worker_b.local.slots.borrow().len(), 4);
+        let mut hits = 0;
+        for i in 0..100 {
+            let token = format!("tok{i}");
+            if let Some(v) = worker_b.local.get(token_hash(&token), &token, 201) {
+                hits += 1;
+                assert_eq!(v, verdict_of(i), "{token}");
+            }
+        }
+        assert!((1..=4).contains(&hits), "{hits} local hits from 4 slots");
     }
 
     #[test]

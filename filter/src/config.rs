@@ -82,17 +82,25 @@ pub(crate) struct RawCache {
     pub max_entries: u32,
     pub ttl_seconds: u64,
     pub negative_ttl_seconds: u64,
+    pub local_entries: u32,
 }
 
 impl Default for RawCache {
     fn default() -> Self {
         let d = CacheSettings::default();
-        RawCache { max_entries: d.max_entries, ttl_seconds: d.ttl_seconds, negative_ttl_seconds: d.negative_ttl_seconds }
+        RawCache {
+            max_entries: d.max_entries,
+            ttl_seconds: d.ttl_seconds,
+            negative_ttl_seconds: d.negative_ttl_seconds,
+            local_entries: d.local_entries,
+        }
     }
 }
 
 /// Upper bound on cache slots: each holds at most a few hundred bytes.
 const MAX_CACHE_ENTRIES: u32 = 1_000_000;
+/// Upper bound on each VM's local slots: they cost memory in every worker.
+const MAX_LOCAL_ENTRIES: u32 = 100_000;
 
 fn default_max_token_bytes() -> usize {
     8192
@@ -342,10 +350,14 @@ fn compile_cache(raw: &RawCache, config_bytes: &[u8]) -> Result<VerdictCache, Co
             "must be at least 1 (set cache.max_entries to 0 to disable the cache)",
         ));
     }
+    if raw.local_entries > MAX_LOCAL_ENTRIES {
+        return Err(ConfigError::new("cache.local_entries", format!("at most {MAX_LOCAL_ENTRIES}")));
+    }
     let settings = CacheSettings {
         max_entries: raw.max_entries,
         ttl_seconds: raw.ttl_seconds,
         negative_ttl_seconds: raw.negative_ttl_seconds,
+        local_entries: raw.local_entries,
     };
     Ok(VerdictCache::new(settings, config_bytes))
 }

@@ -1,8 +1,11 @@
 //! The per-request pipeline, independent of the host: pick the route, find
 //! the token, verify it, check features, and say what the host must do.
 
+use crate::cache::Verified;
 use crate::config::{Config, DRY_RUN_HEADER, Mode, STATUS_HEADER};
-use crate::license::License;
+use std::rc::Rc;
+
+use crate::license::{License, LicenseStatus};
 use crate::reason::Reason;
 use crate::request::{HeaderEdit, RequestHeaders};
 use crate::routes::{RouteAction, RouteKey};
@@ -13,10 +16,10 @@ use crate::token_source::find_token;
 pub enum Verdict {
     /// An open route: no license looked at.
     Open,
-    /// A license that grants the route.
-    Allowed(License),
+    /// A license that grants the route, and its status at this request.
+    Allowed { license: Rc<License>, status: LicenseStatus },
     /// Denied. For `feature_missing`, the valid license and what it lacked.
-    Denied { reason: Reason, missing: Vec<String>, license: Option<License> },
+    Denied { reason: Reason, missing: Vec<String>, license: Option<Rc<License>> },
 }
 
 /// A deny answer, ready for `send_http_response`.
@@ -51,7 +54,7 @@ pub fn decide(
     config: &Config,
     req: &RequestHeaders,
     now: u64,
-    verify: &mut dyn FnMut(&str, u64) -> Result<License, Reason>,
+    verify: &mut dyn FnMut(&str, u64) -> Verified,
 ) -> Decision {
     let key = RouteKey { path: req.path(), method: req.method(), authority: req.authority() };
     let mut found_source = None;
@@ -73,7 +76,7 @@ pub fn decide(
                     Ok(license) => {
                         let missing = requirement.missing(|f| license.has(f));
                         if missing.is_empty() {
-                            Verdict::Allowed(license)
+                            Verdict::Allowed { status: license.status_at(now), license }
                         } else {
                             Verdict::Denied { reason: Reason::FeatureMissing, missing, license: Some(license) }
                         }
@@ -94,14 +97,14 @@ pub fn decide(
             // with its headers: dry-run must not change what upstreams see.
             let mut edits = scrub(config, req);
             if let Some(license) = license {
-                edits.extend(license_headers(config, license));
+                edits.extend(license_headers(config, license, license.status_at(now)));
             }
             edits.push(HeaderEdit::Set(DRY_RUN_HEADER.into(), reason.code().into()));
             Decision { action: Action::Continue(edits), would_deny: Some(*reason), verdict }
         }
-        (Verdict::Allowed(license), _) => {
+        (Verdict::Allowed { license, status }, _) => {
             let mut edits = scrub(config, req);
-            edits.extend(license_headers(config, license));
+            edits.extend(license_headers(config, license, *status));
             if config.strip_token
                 && let Some(source) = found_source
             {
@@ -127,8 +130,8 @@ fn scrub(config: &Config, req: &RequestHeaders) -> Vec<HeaderEdit> {
         .collect()
 }
 
-fn license_headers(config: &Config, license: &License) -> Vec<HeaderEdit> {
-    let mut edits = vec![HeaderEdit::Set(STATUS_HEADER.into(), license.status.as_str().into())];
+fn license_headers(config: &Config, license: &License, status: LicenseStatus) -> Vec<HeaderEdit> {
+    let mut edits = vec![HeaderEdit::Set(STATUS_HEADER.into(), status.as_str().into())];
     for (fwd, value) in config.forward.iter().zip(&license.forwarded) {
         if let Some(value) = value {
             edits.push(HeaderEdit::Set(fwd.header.clone(), value.clone()));

@@ -22,7 +22,6 @@ impl LicenseStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct License {
-    pub status: LicenseStatus,
     /// The token's own features plus everything its plan grants.
     pub features: BTreeSet<String>,
     pub plan: Option<String>,
@@ -40,6 +39,15 @@ pub struct License {
 }
 
 impl License {
+    /// Active until `exp` + skew, then in grace (verification refuses the
+    /// token once the grace period is over; a cached license never outlives it).
+    pub fn status_at(&self, now: u64) -> LicenseStatus {
+        match self.active_until {
+            Some(end) if now >= end => LicenseStatus::Grace,
+            _ => LicenseStatus::Active,
+        }
+    }
+
     pub fn has(&self, feature: &str) -> bool {
         self.features.contains(feature)
     }

@@ -171,7 +171,7 @@ impl Gate {
         // access log prints with %FILTER_STATE(wasm.license_gate.decision:PLAIN)%.
         let (outcome, reason, license) = match &decision.verdict {
             Verdict::Open => ("open", "-", None),
-            Verdict::Allowed(l) => ("allow", "-", Some(l)),
+            Verdict::Allowed { license, .. } => ("allow", "-", Some(license)),
             Verdict::Denied { reason, license, .. } => {
                 let outcome = if decision.would_deny.is_some() { "dry_run" } else { "deny" };
                 (outcome, reason.code(), license.as_ref())

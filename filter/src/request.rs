@@ -4,21 +4,20 @@
 /// Request headers with lower-case names, pseudo-headers (`:path`, …) included.
 #[derive(Debug, Clone, Default)]
 pub struct RequestHeaders {
-    pairs: Vec<(String, Vec<u8>)>,
+    /// Values that are not UTF-8 are `None`: no token or path the filter
+    /// trusts can be binary. Checked once here (a token is hundreds of bytes).
+    pairs: Vec<(String, Option<String>)>,
 }
 
 impl RequestHeaders {
     pub fn new(pairs: Vec<(String, Vec<u8>)>) -> Self {
-        RequestHeaders { pairs }
+        RequestHeaders { pairs: pairs.into_iter().map(|(n, v)| (n, String::from_utf8(v).ok())).collect() }
     }
 
     /// The first value of a header, as text (a value that is not UTF-8 is
-    /// treated as absent: no token or path the filter trusts can be binary).
+    /// treated as absent).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        self.pairs.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.as_deref())
     }
 
     /// Whether the header is present at all (whatever its value).
@@ -31,7 +30,7 @@ impl RequestHeaders {
         self.pairs
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+            .filter_map(|(_, v)| v.as_deref())
     }
 
     /// `:path` as sent, query string included.

@@ -87,9 +87,9 @@ pub fn counted(decision: &Decision, trace: &Trace) -> Vec<Counter> {
     let mut out = Vec::with_capacity(3);
     match (&decision.verdict, decision.would_deny) {
         (Verdict::Open, _) => out.push(Counter::Open),
-        (Verdict::Allowed(license), _) => {
+        (Verdict::Allowed { status, .. }, _) => {
             out.push(Counter::Allowed);
-            if license.status == LicenseStatus::Grace {
+            if *status == LicenseStatus::Grace {
                 out.push(Counter::AllowedGrace);
             }
         }
@@ -110,7 +110,7 @@ pub fn counted(decision: &Decision, trace: &Trace) -> Vec<Counter> {
 /// The remaining validity to record for a request carrying a valid license.
 pub fn remaining_validity(decision: &Decision, now: u64) -> Option<u64> {
     match &decision.verdict {
-        Verdict::Allowed(license) => license.remaining_seconds(now),
+        Verdict::Allowed { license, .. } => license.remaining_seconds(now),
         Verdict::Denied { license: Some(license), .. } => license.remaining_seconds(now),
         _ => None,
     }

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::config::ConfigError;
 use crate::keys::{KeyMiss, KeySet};
-use crate::license::{License, LicenseStatus};
+use crate::license::License;
 use crate::plans::Plans;
 use crate::reason::Reason;
 
@@ -101,8 +101,8 @@ impl Verifier {
         // Cheap checks before the expensive one: a stale or foreign token
         // costs no signature verification.
         let claims: Map<String, Value> = decode_json(payload_b64)?;
-        let status = self.check_claims(&claims, now)?;
-        let license = self.license(&claims, status)?;
+        self.check_claims(&claims, now)?;
+        let license = self.license(&claims)?;
         let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| Reason::Malformed)?;
         let signed_len = header_b64.len() + 1 + payload_b64.len();
         let message = token.as_bytes().get(..signed_len).ok_or(Reason::Malformed)?;
@@ -120,7 +120,7 @@ impl Verifier {
         matches!(result, Ok(_) | Err(Reason::BadSignature))
     }
 
-    fn check_claims(&self, claims: &Map<String, Value>, now: u64) -> Result<LicenseStatus, Reason> {
+    fn check_claims(&self, claims: &Map<String, Value>, now: u64) -> Result<(), Reason> {
         match claims.get("iss") {
             Some(Value::String(iss)) if self.issuers.contains(iss) => {}
             _ => return Err(Reason::IssuerMismatch),
@@ -142,22 +142,15 @@ impl Verifier {
         {
             return Err(Reason::NotYetValid);
         }
+        // Past exp + skew but within the grace period is still valid: the
+        // license's `status_at` says "grace".
         match numeric_date(claims, "exp")? {
-            None => Ok(LicenseStatus::Active),
-            Some(exp) => {
-                let hard_end = exp.saturating_add(self.skew);
-                if now < hard_end {
-                    Ok(LicenseStatus::Active)
-                } else if now < hard_end.saturating_add(self.grace) {
-                    Ok(LicenseStatus::Grace)
-                } else {
-                    Err(Reason::Expired)
-                }
-            }
+            Some(exp) if now >= exp.saturating_add(self.skew).saturating_add(self.grace) => Err(Reason::Expired),
+            _ => Ok(()),
         }
     }
 
-    fn license(&self, claims: &Map<String, Value>, status: LicenseStatus) -> Result<License, Reason> {
+    fn license(&self, claims: &Map<String, Value>) -> Result<License, Reason> {
         let names = &self.claims;
         let mut features: BTreeSet<String> = match claims.get(&names.features) {
             None | Some(Value::Null) => BTreeSet::new(),
@@ -178,7 +171,6 @@ impl Verifier {
             features.extend(granted.iter().cloned());
         }
         Ok(License {
-            status,
             features,
             plan,
             tenant: claims.get(&names.tenant).and_then(header_value),
