@@ -155,6 +155,10 @@ CHAINS = {
     # license-gate cache hit does here (headers, clock, 2 counters, 1
     # histogram, 4 access-log properties, 2 header sets): their floor.
     "empty_calls": lambda: [wasm_filter("empty_calls", EMPTY_FILTER, str(HIT_HOST_CALLS))],
+    # ... or fetching the request headers once, as license-gate does.
+    "empty_headers": lambda: [wasm_filter("empty_headers", EMPTY_FILTER, "headers")],
+    "empty_get2": lambda: [wasm_filter("empty_get2", EMPTY_FILTER, "get::path,authorization")],
+    "empty_get4": lambda: [wasm_filter("empty_get4", EMPTY_FILTER, "get::path,authorization,:method,:authority")],
     "jwt": lambda: [jwt_authn(cached=False)],
     "jwt_cached": lambda: [jwt_authn(cached=True)],
     "license_gate": lambda: [wasm_filter("license_gate", LICENSE_GATE, json.dumps(plugin_config()))],
@@ -169,6 +173,10 @@ def configurations(algs: list[str]) -> list[tuple[str, str, str]]:
     """(name, listener chain, token traffic: 'none' | 'single-ALG' | 'pool-ALG')."""
     out = [("none", "none", "none"), ("empty", "empty", "none"),
            (f"empty_{HIT_HOST_CALLS}_host_calls", "empty_calls", "none")]
+    for alg in algs:
+        out.append((f"empty_headers_{alg}", "empty_headers", f"single-{alg}"))
+        out.append((f"empty_get2_{alg}", "empty_get2", f"single-{alg}"))
+        out.append((f"empty_get4_{alg}", "empty_get4", f"single-{alg}"))
     for alg in algs:
         out += [(f"jwt_cached_{alg}", "jwt_cached", f"single-{alg}"),
                 (f"jwt_{alg}", "jwt", f"pool-{alg}"),
@@ -304,6 +312,11 @@ def main() -> int:
             ok = ratio >= minimum
             verdicts.append(ok)
             lines.append(f"| {label} ({num} / {den}) | {ratio:.2f} | {minimum:.2f} | {'met' if ok else 'NOT met'} |")
+    for alg in algs:
+        ref, hit = f"empty_headers_{alg}", f"lg_hit_{alg}"
+        if ref in med and hit in med:
+            lines.append(f"| reference, not a target: hit vs an empty filter that reads the headers ({ref} / {hit}) | "
+                         f"{med[ref]['cpu_us'] / med[hit]['cpu_us']:.2f} | | |")
     ok = size <= MAX_MODULE_BYTES
     verdicts.append(ok)
     lines.append(f"| dist/license_gate.wasm size | {size / 1024:.0f} KiB | ≤ {MAX_MODULE_BYTES // 1024} KiB | "
