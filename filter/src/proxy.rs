@@ -169,6 +169,9 @@ impl Gate {
         }
         // Envoy stores these as filter state `wasm.license_gate.*`, which its
         // access log prints with %FILTER_STATE(wasm.license_gate.decision:PLAIN)%.
+        // Values that do not apply are not set at all: the access log prints
+        // `-` for them anyway, and each property is a host call that builds a
+        // filter-state object in Envoy.
         let (outcome, reason, license) = match &decision.verdict {
             Verdict::Open => ("open", "-", None),
             Verdict::Allowed { license, .. } => ("allow", "-", Some(license)),
@@ -185,7 +188,9 @@ impl Gate {
             ("license_gate.license_id", id),
             ("license_gate.tenant", tenant),
         ] {
-            let _ = hostcalls::set_property(vec![name], Some(value.as_bytes()));
+            if value != "-" {
+                let _ = hostcalls::set_property(vec![name], Some(value.as_bytes()));
+            }
         }
     }
 }

@@ -250,7 +250,7 @@ fn access_log_properties() {
     let token = mint(RS256, &claims(json!({"tenant": "acme", "jti": "lic-42"})));
     get(&mut vm, "/api/data", &token);
     assert_eq!(prop(&vm, "license_gate.decision").as_deref(), Some("allow"));
-    assert_eq!(prop(&vm, "license_gate.reason").as_deref(), Some("-"));
+    assert_eq!(prop(&vm, "license_gate.reason"), None, "nothing to say: not set");
     assert_eq!(prop(&vm, "license_gate.license_id").as_deref(), Some("lic-42"));
     assert_eq!(prop(&vm, "license_gate.tenant").as_deref(), Some("acme"));
     get(&mut vm, "/api/reports", &token);
@@ -259,5 +259,8 @@ fn access_log_properties() {
     assert_eq!(prop(&vm, "license_gate.license_id").as_deref(), Some("lic-42"));
     get(&mut vm, "/api/data", "garbage");
     assert_eq!(prop(&vm, "license_gate.reason").as_deref(), Some("malformed"));
-    assert_eq!(prop(&vm, "license_gate.tenant").as_deref(), Some("-"));
+    assert_eq!(prop(&vm, "license_gate.tenant"), None);
+    get(&mut vm, "/healthz", "");
+    assert_eq!(prop(&vm, "license_gate.decision").as_deref(), Some("open"));
+    assert_eq!(vm.state().properties.len(), 1, "an open route sets the decision only");
 }
