@@ -205,7 +205,7 @@ fn token_hash(token: &str) -> u64 {
 
 /// Byte equality a word at a time: Wasm has no vector `memcmp`, and the
 /// compiler's goes byte by byte over a token of hundreds of bytes.
-pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     fn word(chunk: &[u8]) -> u64 {
         chunk.try_into().map_or(0, u64::from_le_bytes)
     }

@@ -1,10 +1,10 @@
 //! The per-request pipeline, independent of the host: pick the route, find
 //! the token, verify it, check features, and say what the host must do.
 
-use crate::cache::Verified;
-use crate::config::{Config, DRY_RUN_HEADER, Mode, STATUS_HEADER};
 use std::rc::Rc;
 
+use crate::cache::Verified;
+use crate::config::{Config, DRY_RUN_HEADER, Mode, STATUS_HEADER};
 use crate::license::{License, LicenseStatus};
 use crate::reason::Reason;
 use crate::request::{HeaderEdit, RequestHeaders};

@@ -145,9 +145,16 @@ impl Verifier {
         // Past exp + skew but within the grace period is still valid: the
         // license's `status_at` says "grace".
         match numeric_date(claims, "exp")? {
-            Some(exp) if now >= exp.saturating_add(self.skew).saturating_add(self.grace) => Err(Reason::Expired),
+            Some(exp) if now >= self.window(exp).1 => Err(Reason::Expired),
             _ => Ok(()),
         }
+    }
+
+    /// Until when a license expiring at `exp` is active, and until when it
+    /// is accepted at all: the one place skew and grace period meet `exp`.
+    fn window(&self, exp: u64) -> (u64, u64) {
+        let active_until = exp.saturating_add(self.skew);
+        (active_until, active_until.saturating_add(self.grace))
     }
 
     fn license(&self, claims: &Map<String, Value>) -> Result<License, Reason> {
@@ -167,6 +174,7 @@ impl Verifier {
             Some(_) => return Err(Reason::Malformed),
         };
         let exp = numeric_date(claims, "exp")?;
+        let window = exp.map(|e| self.window(e));
         if let Some(granted) = plan.as_deref().and_then(|p| self.plans.features(p)) {
             features.extend(granted.iter().cloned());
         }
@@ -176,8 +184,8 @@ impl Verifier {
             tenant: claims.get(&names.tenant).and_then(header_value),
             license_id: claims.get(&names.license_id).and_then(header_value),
             expires_at: exp,
-            active_until: exp.map(|e| e.saturating_add(self.skew)),
-            valid_until: exp.map(|e| e.saturating_add(self.skew).saturating_add(self.grace)),
+            active_until: window.map(|w| w.0),
+            valid_until: window.map(|w| w.1),
             forwarded: names.forwarded.iter().map(|c| claims.get(c).and_then(header_value)).collect(),
         })
     }

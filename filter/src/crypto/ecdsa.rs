@@ -5,8 +5,8 @@
 //! constant-time table scan per 4-bit window, tables rebuilt on every call.
 //! Verification handles only public data, so it may be variable-time, and
 //! both points are fixed: G forever, Q for as long as the configuration
-//! lives. Tables of `d·2^(5w)·P` turn each
-//! multiplication into about one addition per window, no doubling at all.
+//! lives. Tables of `d·2^(5w)·P` turn each multiplication into about one
+//! addition per window, no doubling at all.
 //!
 //! The group arithmetic (field, point addition, normalisation, scalar
 //! inversion) is the curve crate's; this file only chooses which points to
