@@ -1,6 +1,7 @@
 //! The per-request pipeline, independent of the host: pick the route, find
 //! the token, verify it, check features, and say what the host must do.
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use crate::cache::Verified;
@@ -9,7 +10,7 @@ use crate::license::{License, LicenseStatus};
 use crate::reason::Reason;
 use crate::request::{HeaderEdit, RequestHeaders};
 use crate::routes::{RouteAction, RouteKey};
-use crate::token_source::find_token;
+use crate::token_source::{TokenSource, find_token};
 
 /// What happened to the request, for stats and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,41 +31,44 @@ pub struct LocalResponse {
     pub body: String,
 }
 
-/// What the host must do with the request.
+/// What the host must do with the request. Header edits borrow their names
+/// and values from the config, the request and the license: a forwarded
+/// request allocates nothing for them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub enum Action<'a> {
     /// Forward it upstream after these header edits, in order.
-    Continue(Vec<HeaderEdit>),
+    Continue(Vec<HeaderEdit<'a>>),
     /// Answer it locally.
     Respond(LocalResponse),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
+pub struct Decision<'c> {
     pub verdict: Verdict,
-    pub action: Action,
     /// In dry-run mode, the denial that enforcement would have made.
     pub would_deny: Option<Reason>,
+    /// Where the token was found, so that `strip_token` can remove it.
+    source: Option<&'c TokenSource>,
 }
 
 /// Decides one request at `now` (seconds since the epoch). `verify` turns a
 /// token into a license; the adapter passes the verifier, or a cache in front
 /// of it.
-pub fn decide(
-    config: &Config,
+pub fn decide<'c>(
+    config: &'c Config,
     req: &RequestHeaders,
     now: u64,
     verify: &mut dyn FnMut(&str, u64) -> Verified,
-) -> Decision {
+) -> Decision<'c> {
     let key = RouteKey { path: req.path(), method: req.method(), authority: req.authority() };
-    let mut found_source = None;
+    let mut source = None;
     let verdict = match config.routes.action(&key) {
         RouteAction::Open => Verdict::Open,
         RouteAction::Deny => denied(Reason::RouteDenied),
         RouteAction::Require(requirement) => match find_token(&config.sources, req) {
             None => denied(Reason::Missing),
             Some(found) => {
-                found_source = Some(found.source);
+                source = Some(found.source);
                 // Length is checked before any parsing: a huge token costs nothing.
                 let verified = if found.token.len() > config.max_token_bytes {
                     Err(Reason::Malformed)
@@ -85,34 +89,45 @@ pub fn decide(
             }
         },
     };
+    let would_deny = match (&verdict, config.mode) {
+        (Verdict::Denied { reason, .. }, Mode::DryRun) => Some(*reason),
+        _ => None,
+    };
+    Decision { verdict, would_deny, source }
+}
 
-    match (&verdict, config.mode) {
-        (Verdict::Denied { reason, missing, .. }, Mode::Enforce) => Decision {
-            action: Action::Respond(deny_response(*reason, missing)),
-            would_deny: None,
-            verdict,
-        },
-        (Verdict::Denied { reason, license, .. }, Mode::DryRun) => {
-            // A valid license lacking features still reaches the upstream
-            // with its headers: dry-run must not change what upstreams see.
-            let mut edits = scrub(config, req);
-            if let Some(license) = license {
-                edits.extend(license_headers(config, license, license.status_at(now)));
+impl<'c> Decision<'c> {
+    /// What the host must do: answer a denial, or forward with the headers
+    /// the filter owns set from the license and the client's copies removed.
+    pub fn action<'a>(&'a self, config: &'a Config, req: &'a RequestHeaders, now: u64) -> Action<'a>
+    where
+        'c: 'a,
+    {
+        let mut edits = Vec::with_capacity(config.forward.len() + 3);
+        match &self.verdict {
+            Verdict::Denied { reason, missing, .. } if self.would_deny.is_none() => {
+                return Action::Respond(deny_response(*reason, missing));
             }
-            edits.push(HeaderEdit::Set(DRY_RUN_HEADER.into(), reason.code().into()));
-            Decision { action: Action::Continue(edits), would_deny: Some(*reason), verdict }
-        }
-        (Verdict::Allowed { license, status }, _) => {
-            let mut edits = scrub(config, req);
-            edits.extend(license_headers(config, license, *status));
-            if config.strip_token
-                && let Some(source) = found_source
-            {
-                edits.push(source.strip(req));
+            Verdict::Denied { reason, license, .. } => {
+                // A valid license lacking features still reaches the upstream
+                // with its headers: dry-run must not change what upstreams see.
+                if let Some(license) = license {
+                    license_headers(&mut edits, config, license, license.status_at(now));
+                }
+                edits.push(HeaderEdit::Set(DRY_RUN_HEADER, Cow::Borrowed(reason.code())));
             }
-            Decision { action: Action::Continue(edits), verdict, would_deny: None }
+            Verdict::Allowed { license, status } => {
+                license_headers(&mut edits, config, license, *status);
+                if config.strip_token
+                    && let Some(source) = self.source
+                {
+                    edits.push(source.strip(req));
+                }
+            }
+            Verdict::Open => {}
         }
-        (Verdict::Open, _) => Decision { action: Action::Continue(scrub(config, req)), verdict, would_deny: None },
+        scrub(&mut edits, config, req);
+        Action::Continue(edits)
     }
 }
 
@@ -120,24 +135,27 @@ fn denied(reason: Reason) -> Verdict {
     Verdict::Denied { reason, missing: Vec::new(), license: None }
 }
 
-/// Removes every header the filter owns that the client sent, so a client
-/// cannot forge them. Only the ones present: each removal is a host call.
-fn scrub(config: &Config, req: &RequestHeaders) -> Vec<HeaderEdit> {
-    config
-        .owned_headers()
-        .filter(|h| req.has(h))
-        .map(|h| HeaderEdit::Remove(h.to_string()))
-        .collect()
-}
-
-fn license_headers(config: &Config, license: &License, status: LicenseStatus) -> Vec<HeaderEdit> {
-    let mut edits = vec![HeaderEdit::Set(STATUS_HEADER.into(), status.as_str().into())];
-    for (fwd, value) in config.forward.iter().zip(&license.forwarded) {
-        if let Some(value) = value {
-            edits.push(HeaderEdit::Set(fwd.header.clone(), value.clone()));
+/// Removes every header the filter owns that the client sent and that this
+/// request does not set anyway (a set replaces the client's values), so a
+/// client cannot forge them. Only the ones present: each edit is a host call.
+fn scrub<'a>(edits: &mut Vec<HeaderEdit<'a>>, config: &'a Config, req: &RequestHeaders) {
+    let mut at = 0;
+    for owned in config.owned_headers() {
+        let set_here = edits.iter().any(|e| matches!(e, HeaderEdit::Set(name, _) if *name == owned));
+        if !set_here && req.has(owned) {
+            edits.insert(at, HeaderEdit::Remove(owned));
+            at += 1;
         }
     }
-    edits
+}
+
+fn license_headers<'a>(edits: &mut Vec<HeaderEdit<'a>>, config: &'a Config, license: &'a License, status: LicenseStatus) {
+    edits.push(HeaderEdit::Set(STATUS_HEADER, Cow::Borrowed(status.as_str())));
+    for (fwd, value) in config.forward.iter().zip(&license.forwarded) {
+        if let Some(value) = value {
+            edits.push(HeaderEdit::Set(&fwd.header, Cow::Borrowed(value)));
+        }
+    }
 }
 
 /// The 401/403 JSON answer, with `WWW-Authenticate` on 401 (RFC 6750).

@@ -147,7 +147,7 @@ impl HttpContext for Gate {
         };
         let decision = decide(config, &req, now, &mut verify);
         self.record(&req, &decision, &trace, now);
-        apply(decision.action)
+        apply(decision.action(config, &req, now))
     }
 }
 
@@ -199,10 +199,10 @@ fn apply(action: Action) -> HostAction {
     match action {
         Action::Continue(edits) => {
             for edit in edits {
-                let _ = match &edit {
+                let _ = match edit {
                     HeaderEdit::Remove(name) => hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None),
                     HeaderEdit::Set(name, value) => {
-                        hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value))
+                        hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(&value))
                     }
                 };
             }

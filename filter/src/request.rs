@@ -1,6 +1,8 @@
 //! The request as the filter sees it: the request headers, fetched from the
 //! host in one call, and the edits the filter asks the host to make.
 
+use std::borrow::Cow;
+
 /// Request headers with lower-case names, pseudo-headers (`:path`, …) included.
 #[derive(Debug, Clone, Default)]
 pub struct RequestHeaders {
@@ -57,11 +59,11 @@ impl RequestHeaders {
 
 /// One edit of the request headers, applied by the host adapter in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HeaderEdit {
+pub enum HeaderEdit<'a> {
     /// Remove every value of the header.
-    Remove(String),
+    Remove(&'a str),
     /// Replace every value of the header with this one.
-    Set(String, String),
+    Set(&'a str, Cow<'a, str>),
 }
 
 #[cfg(test)]

@@ -82,29 +82,27 @@ pub struct Trace {
     pub signature_checked: bool,
 }
 
-/// The counters one decided request increments.
-pub fn counted(decision: &Decision, trace: &Trace) -> Vec<Counter> {
-    let mut out = Vec::with_capacity(3);
-    match (&decision.verdict, decision.would_deny) {
-        (Verdict::Open, _) => out.push(Counter::Open),
-        (Verdict::Allowed { status, .. }, _) => {
-            out.push(Counter::Allowed);
-            if *status == LicenseStatus::Grace {
-                out.push(Counter::AllowedGrace);
-            }
-        }
-        (Verdict::Denied { .. }, Some(reason)) => out.push(Counter::DryRunWouldDeny(reason)),
-        (Verdict::Denied { reason, .. }, None) => out.push(Counter::Denied(*reason)),
-    }
-    match trace.cache {
-        Some(CacheOutcome::Hit) => out.push(Counter::CacheHit),
-        Some(CacheOutcome::Miss) => out.push(Counter::CacheMiss),
-        None => {}
-    }
-    if trace.signature_checked {
-        out.push(Counter::SignatureVerifications);
-    }
-    out
+/// The counters one decided request increments (at most four; no allocation).
+pub fn counted(decision: &Decision, trace: &Trace) -> impl Iterator<Item = Counter> + use<> {
+    let (outcome, grace) = match (&decision.verdict, decision.would_deny) {
+        (Verdict::Open, _) => (Counter::Open, false),
+        (Verdict::Allowed { status, .. }, _) => (Counter::Allowed, *status == LicenseStatus::Grace),
+        (Verdict::Denied { .. }, Some(reason)) => (Counter::DryRunWouldDeny(reason), false),
+        (Verdict::Denied { reason, .. }, None) => (Counter::Denied(*reason), false),
+    };
+    let cache = match trace.cache {
+        Some(CacheOutcome::Hit) => Some(Counter::CacheHit),
+        Some(CacheOutcome::Miss) => Some(Counter::CacheMiss),
+        None => None,
+    };
+    [
+        Some(outcome),
+        grace.then_some(Counter::AllowedGrace),
+        cache,
+        trace.signature_checked.then_some(Counter::SignatureVerifications),
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// The remaining validity to record for a request carrying a valid license.

@@ -2,6 +2,8 @@
 //! a query parameter or a cookie. Sources are tried in the configured order;
 //! the first one that carries a token wins.
 
+use std::borrow::Cow;
+
 use crate::config::{ConfigError, RawTokenSource, is_header_name};
 use crate::request::{HeaderEdit, RequestHeaders};
 
@@ -14,9 +16,10 @@ pub enum TokenSource {
 
 /// A token as found, and where, so that it can be stripped.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FoundToken<'a> {
-    pub token: String,
-    pub source: &'a TokenSource,
+pub struct FoundToken<'c, 'r> {
+    /// Borrowed from the request unless it had to be percent-decoded.
+    pub token: Cow<'r, str>,
+    pub source: &'c TokenSource,
 }
 
 impl TokenSource {
@@ -58,8 +61,8 @@ impl TokenSource {
 
     /// The raw token this source carries in the request, if any. An empty
     /// value, or a header with another scheme (`Basic …`), carries none.
-    fn extract(&self, req: &RequestHeaders) -> Option<String> {
-        let token = match self {
+    fn extract<'r>(&self, req: &'r RequestHeaders) -> Option<Cow<'r, str>> {
+        let token: Cow<'r, str> = match self {
             TokenSource::Header { name, prefix } => {
                 let value = req.get(name)?;
                 match prefix {
@@ -71,20 +74,18 @@ impl TokenSource {
                         .and_then(|_| value.get(p.len()..))?
                         .trim(),
                 }
-                .to_string()
+                .into()
             }
             TokenSource::Query { name } => query_param(req.path_and_query(), name)?,
-            TokenSource::Cookie { name } => {
-                req.all("cookie").flat_map(cookie_pairs).find(|(n, _)| n == name)?.1.to_string()
-            }
+            TokenSource::Cookie { name } => req.all("cookie").flat_map(cookie_pairs).find(|(n, _)| n == name)?.1.into(),
         };
         (!token.is_empty()).then_some(token)
     }
 
     /// The edit that removes this source's token from the request.
-    pub fn strip(&self, req: &RequestHeaders) -> HeaderEdit {
+    pub fn strip<'a>(&'a self, req: &RequestHeaders) -> HeaderEdit<'a> {
         match self {
-            TokenSource::Header { name, .. } => HeaderEdit::Remove(name.clone()),
+            TokenSource::Header { name, .. } => HeaderEdit::Remove(name),
             TokenSource::Query { name } => {
                 let full = req.path_and_query();
                 let (path, query) = full.split_once('?').unwrap_or((full, ""));
@@ -93,7 +94,7 @@ impl TokenSource {
                     .filter(|pair| !pair.is_empty() && percent_decode(pair.split('=').next().unwrap_or("")) != *name)
                     .collect();
                 let new = if kept.is_empty() { path.to_string() } else { format!("{path}?{}", kept.join("&")) };
-                HeaderEdit::Set(":path".into(), new)
+                HeaderEdit::Set(":path", new.into())
             }
             TokenSource::Cookie { name } => {
                 let kept: Vec<String> = req
@@ -103,9 +104,9 @@ impl TokenSource {
                     .map(|(n, v)| format!("{n}={v}"))
                     .collect();
                 if kept.is_empty() {
-                    HeaderEdit::Remove("cookie".into())
+                    HeaderEdit::Remove("cookie")
                 } else {
-                    HeaderEdit::Set("cookie".into(), kept.join("; "))
+                    HeaderEdit::Set("cookie", kept.join("; ").into())
                 }
             }
         }
@@ -113,13 +114,13 @@ impl TokenSource {
 }
 
 /// Tries the sources in order; the first that carries a token wins.
-pub fn find_token<'a>(sources: &'a [TokenSource], req: &RequestHeaders) -> Option<FoundToken<'a>> {
+pub fn find_token<'c, 'r>(sources: &'c [TokenSource], req: &'r RequestHeaders) -> Option<FoundToken<'c, 'r>> {
     sources
         .iter()
         .find_map(|source| source.extract(req).map(|token| FoundToken { token, source }))
 }
 
-fn query_param(path_and_query: &str, name: &str) -> Option<String> {
+fn query_param<'r>(path_and_query: &'r str, name: &str) -> Option<Cow<'r, str>> {
     let (_, query) = path_and_query.split_once('?')?;
     let query = query.split('#').next().unwrap_or("");
     query.split('&').find_map(|pair| {
@@ -135,8 +136,12 @@ fn cookie_pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
     })
 }
 
-/// `%XX` and `+` decoding for query components; invalid escapes stay as they are.
-fn percent_decode(s: &str) -> String {
+/// `%XX` and `+` decoding for query components; invalid escapes stay as they
+/// are. Borrows when there is nothing to decode (the usual case).
+fn percent_decode(s: &str) -> Cow<'_, str> {
+    if !s.contains(['%', '+']) {
+        return Cow::Borrowed(s);
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -157,7 +162,7 @@ fn percent_decode(s: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 #[cfg(test)]
@@ -193,9 +198,10 @@ mod tests {
             (&[(":path", "/a?licence=x"), ("cookie", "lic=1")], None),
         ];
         for (pairs, want) in cases {
-            let got = find_token(&sources, &headers(pairs));
+            let req = headers(pairs);
+            let got = find_token(&sources, &req);
             let got = got.as_ref().map(|f| {
-                (f.token.as_str(), sources.iter().position(|s| s == f.source).unwrap_or(99))
+                (f.token.as_ref(), sources.iter().position(|s| s == f.source).unwrap_or(99))
             });
             assert_eq!(got, want, "{pairs:?}");
         }
@@ -205,12 +211,12 @@ mod tests {
     fn strips_the_token() {
         let sources = all_sources();
         let req = headers(&[(":path", "/a?x=1&license=t&y=2"), ("cookie", "a=1; license=t"), ("cookie", "b=2")]);
-        assert_eq!(sources[0].strip(&req), HeaderEdit::Remove("authorization".into()));
-        assert_eq!(sources[2].strip(&req), HeaderEdit::Set(":path".into(), "/a?x=1&y=2".into()));
-        assert_eq!(sources[3].strip(&req), HeaderEdit::Set("cookie".into(), "a=1; b=2".into()));
+        assert_eq!(sources[0].strip(&req), HeaderEdit::Remove("authorization"));
+        assert_eq!(sources[2].strip(&req), HeaderEdit::Set(":path", "/a?x=1&y=2".into()));
+        assert_eq!(sources[3].strip(&req), HeaderEdit::Set("cookie", "a=1; b=2".into()));
         let only = headers(&[(":path", "/a?license=t"), ("cookie", "license=t")]);
-        assert_eq!(sources[2].strip(&only), HeaderEdit::Set(":path".into(), "/a".into()));
-        assert_eq!(sources[3].strip(&only), HeaderEdit::Remove("cookie".into()));
+        assert_eq!(sources[2].strip(&only), HeaderEdit::Set(":path", "/a".into()));
+        assert_eq!(sources[3].strip(&only), HeaderEdit::Remove("cookie"));
     }
 
     #[test]

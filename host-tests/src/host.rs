@@ -76,6 +76,11 @@ pub fn engine() -> &'static Engine {
     ENGINE.get_or_init(|| {
         let mut config = Config::new();
         config.cranelift_opt_level(OptLevel::Speed);
+        // `perf record` can name the module's functions with a perf map
+        // (build the module unstripped to get names).
+        if std::env::var_os("LICENSE_GATE_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         Engine::new(&config).unwrap_or_else(|e| panic!("wasmtime engine: {e}"))
     })
 }
