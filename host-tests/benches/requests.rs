@@ -53,18 +53,22 @@ fn main() {
     let metered_module = compile_metered(&wasm).unwrap_or_else(|e| panic!("{e:#}"));
     let config = with(config(), &["cache"], json!({"max_entries": 100_000}));
 
-    // `LICENSE_GATE_HIT_LOOP=N`: only N RS256 cache hits, for a profiler
-    // (with LICENSE_GATE_PERFMAP set, `perf record` names the Wasm functions).
-    if let Some(n) = std::env::var("LICENSE_GATE_HIT_LOOP").ok().and_then(|n| n.parse::<usize>().ok()) {
-        let process = Process::new();
-        process.clock().set_seconds(NOW);
-        let mut vm = Vm::start(module(), &process).unwrap_or_else(|e| panic!("{e:#}"));
-        assert!(vm.configure(config.to_string().as_bytes()).unwrap_or(false));
-        let token = mint(RS256, &claims(json!({"jti": "profile"})));
-        for _ in 0..n {
-            request(&mut vm, &token);
+    // `LICENSE_GATE_HIT_LOOP=N` / `LICENSE_GATE_MISS_LOOP=N`: only N RS256
+    // cache hits (or misses), for a profiler (with LICENSE_GATE_PERFMAP set,
+    // `perf record` names the Wasm functions).
+    for (var, distinct) in [("LICENSE_GATE_HIT_LOOP", 1), ("LICENSE_GATE_MISS_LOOP", usize::MAX)] {
+        if let Some(n) = std::env::var(var).ok().and_then(|n| n.parse::<usize>().ok()) {
+            let process = Process::new();
+            process.clock().set_seconds(NOW);
+            let mut vm = Vm::start(module(), &process).unwrap_or_else(|e| panic!("{e:#}"));
+            assert!(vm.configure(config.to_string().as_bytes()).unwrap_or(false));
+            let tokens: Vec<String> =
+                (0..n.min(distinct)).map(|i| mint(RS256, &claims(json!({"jti": format!("p{i}")})))).collect();
+            for i in 0..n {
+                request(&mut vm, &tokens[i % tokens.len()]);
+            }
+            return;
         }
-        return;
     }
 
     // The floor of any Wasm filter: the empty filter scripts/bench.sh builds.
