@@ -10,6 +10,7 @@ use std::fmt;
 use serde::Deserialize;
 
 use crate::cache::{CacheSettings, VerdictCache};
+use crate::json_path::error_path;
 use crate::keys::KeySet;
 use crate::plans::Plans;
 use crate::routes::RouteTable;
@@ -274,11 +275,10 @@ pub struct Config {
 impl Config {
     /// Parses and compiles the plugin configuration.
     pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
-        let de = &mut serde_json::Deserializer::from_slice(bytes);
-        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let field = if path == "." { "config".to_string() } else { path };
-            ConfigError::new(field, strip_position(&e.into_inner().to_string()))
+        let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| {
+            let path = error_path(bytes, &e);
+            let field = if path.is_empty() { "config".to_string() } else { path };
+            ConfigError::new(field, strip_position(&e.to_string()))
         })?;
         Config::compile(raw, bytes)
     }

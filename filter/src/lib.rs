@@ -9,6 +9,7 @@ pub mod cache;
 pub mod config;
 pub mod crypto;
 pub mod decision;
+pub mod json_path;
 pub mod keys;
 pub mod license;
 pub mod plans;
