@@ -35,7 +35,7 @@ WORK = ROOT / ".bench"
 
 TARGETS = [
     # (label, numerator config, denominator config, minimum ratio of CPU/request)
-    ("hit vs empty Wasm filter", "empty", "lg_hit_RS256", 0.90),
+    ("hit vs empty Wasm filter", "empty_RS256", "lg_hit_RS256", 0.90),
     ("hit vs jwt_authn cached", "jwt_cached_RS256", "lg_hit_RS256", 0.85),
     ("miss RS256 vs jwt_authn", "jwt_RS256", "lg_miss_RS256", 0.40),
     ("miss ES256 vs jwt_authn", "jwt_ES256", "lg_miss_ES256", 0.30),
@@ -157,8 +157,6 @@ CHAINS = {
     "empty_calls": lambda: [wasm_filter("empty_calls", EMPTY_FILTER, str(HIT_HOST_CALLS))],
     # ... or fetching the request headers once, as license-gate does.
     "empty_headers": lambda: [wasm_filter("empty_headers", EMPTY_FILTER, "headers")],
-    "empty_get2": lambda: [wasm_filter("empty_get2", EMPTY_FILTER, "get::path,authorization")],
-    "empty_get4": lambda: [wasm_filter("empty_get4", EMPTY_FILTER, "get::path,authorization,:method,:authority")],
     "jwt": lambda: [jwt_authn(cached=False)],
     "jwt_cached": lambda: [jwt_authn(cached=True)],
     "license_gate": lambda: [wasm_filter("license_gate", LICENSE_GATE, json.dumps(plugin_config()))],
@@ -170,15 +168,19 @@ CHAINS = {
 
 
 def configurations(algs: list[str]) -> list[tuple[str, str, str]]:
-    """(name, listener chain, token traffic: 'none' | 'single-ALG' | 'pool-ALG')."""
-    out = [("none", "none", "none"), ("empty", "empty", "none"),
-           (f"empty_{HIT_HOST_CALLS}_host_calls", "empty_calls", "none")]
+    """(name, listener chain, token traffic: 'single-ALG' | 'pool-ALG').
+
+    Every configuration gets requests that carry a token, even those that
+    ignore it: a 700-byte Authorization header alone costs Envoy several µs
+    per request (parsing, copying), and a reference without it would charge
+    that to the filters that read it."""
+    first = f"single-{algs[0]}"
+    out = [(f"empty_{HIT_HOST_CALLS}_host_calls", "empty_calls", first),
+           (f"empty_headers_{algs[0]}", "empty_headers", first)]
     for alg in algs:
-        out.append((f"empty_headers_{alg}", "empty_headers", f"single-{alg}"))
-        out.append((f"empty_get2_{alg}", "empty_get2", f"single-{alg}"))
-        out.append((f"empty_get4_{alg}", "empty_get4", f"single-{alg}"))
-    for alg in algs:
-        out += [(f"jwt_cached_{alg}", "jwt_cached", f"single-{alg}"),
+        out += [(f"none_{alg}", "none", f"single-{alg}"),
+                (f"empty_{alg}", "empty", f"single-{alg}"),
+                (f"jwt_cached_{alg}", "jwt_cached", f"single-{alg}"),
                 (f"jwt_{alg}", "jwt", f"pool-{alg}"),
                 (f"lg_hit_{alg}", "license_gate", f"single-{alg}"),
                 (f"lg_miss_{alg}", "license_gate_miss", f"pool-{alg}")]
@@ -312,10 +314,10 @@ def main() -> int:
             ok = ratio >= minimum
             verdicts.append(ok)
             lines.append(f"| {label} ({num} / {den}) | {ratio:.2f} | {minimum:.2f} | {'met' if ok else 'NOT met'} |")
-    for alg in algs:
-        ref, hit = f"empty_headers_{alg}", f"lg_hit_{alg}"
+    for alg in algs[1:]:
+        ref, hit = f"empty_{alg}", f"lg_hit_{alg}"
         if ref in med and hit in med:
-            lines.append(f"| reference, not a target: hit vs an empty filter that reads the headers ({ref} / {hit}) | "
+            lines.append(f"| not a target: hit vs empty Wasm filter, {alg} ({ref} / {hit}) | "
                          f"{med[ref]['cpu_us'] / med[hit]['cpu_us']:.2f} | | |")
     ok = size <= MAX_MODULE_BYTES
     verdicts.append(ok)
