@@ -87,8 +87,10 @@ def test_spoofed_license_headers_never_reach_the_upstream(gateway):
     status, _, body = gateway.request("GET", "/api/data", [
         ("authorization", f"Bearer {token}"),
         ("x-license-tenant", "evil-corp"),
+        ("x-license-tenant", "evil-corp-2"),  # a set replaces every value
         ("x-license-plan", "enterprise"),
         ("x-license-status", "active"),
+        ("x-license-status", "grace"),
         ("x-license-dry-run", "x"),
     ])
     assert status == 200

@@ -42,12 +42,14 @@ pub enum Action<'a> {
     Respond(LocalResponse),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Decision<'c> {
     pub verdict: Verdict,
     /// In dry-run mode, the denial that enforcement would have made.
     pub would_deny: Option<Reason>,
-    /// Where the token was found, so that `strip_token` can remove it.
+    /// The configuration that decided, and where the token was found (for
+    /// `strip_token`): what `action` needs to build the header edits.
+    config: &'c Config,
     source: Option<&'c TokenSource>,
 }
 
@@ -93,16 +95,17 @@ pub fn decide<'c>(
         (Verdict::Denied { reason, .. }, Mode::DryRun) => Some(*reason),
         _ => None,
     };
-    Decision { verdict, would_deny, source }
+    Decision { verdict, would_deny, config, source }
 }
 
 impl<'c> Decision<'c> {
     /// What the host must do: answer a denial, or forward with the headers
     /// the filter owns set from the license and the client's copies removed.
-    pub fn action<'a>(&'a self, config: &'a Config, req: &'a RequestHeaders, now: u64) -> Action<'a>
+    pub fn action<'a>(&'a self, req: &'a RequestHeaders, now: u64) -> Action<'a>
     where
         'c: 'a,
     {
+        let config = self.config;
         let mut edits = Vec::with_capacity(config.forward.len() + 3);
         match &self.verdict {
             Verdict::Denied { reason, missing, .. } if self.would_deny.is_none() => {

@@ -147,7 +147,7 @@ impl HttpContext for Gate {
         };
         let decision = decide(config, &req, now, &mut verify);
         self.record(&req, &decision, &trace, now);
-        apply(decision.action(config, &req, now))
+        apply(decision.action(&req, now))
     }
 }
 
