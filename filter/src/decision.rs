@@ -106,7 +106,9 @@ impl<'c> Decision<'c> {
         'c: 'a,
     {
         let config = self.config;
-        let mut edits = Vec::with_capacity(config.forward.len() + 3);
+        // No allocation up front: a denial returns before any edit, and an
+        // open route usually has none.
+        let mut edits = Vec::new();
         match &self.verdict {
             Verdict::Denied { reason, missing, .. } if self.would_deny.is_none() => {
                 return Action::Respond(deny_response(*reason, missing));
@@ -153,6 +155,9 @@ fn scrub<'a>(edits: &mut Vec<HeaderEdit<'a>>, config: &'a Config, req: &RequestH
 }
 
 fn license_headers<'a>(edits: &mut Vec<HeaderEdit<'a>>, config: &'a Config, license: &'a License, status: LicenseStatus) {
+    // The status, the forwarded headers, and room for the token strip or
+    // the dry-run header: one allocation.
+    edits.reserve(config.forward.len() + 2);
     edits.push(HeaderEdit::Set(STATUS_HEADER, Cow::Borrowed(status.as_str())));
     for (fwd, value) in config.forward.iter().zip(&license.forwarded) {
         if let Some(value) = value {
