@@ -503,7 +503,8 @@ mod tests {
         assert_eq!(worker_b.verdict(&store, "bad", 110, never), (Err(Reason::Malformed), Some(Miss)));
         // Four slots, whatever the traffic; a slot collision is a miss, never
         // the other token's verdict.
-        let verdict_of = |i: usize| if i.is_multiple_of(2) { ok(license(Some(i as u64 + 1_000))) } else { Err(Reason::Expired) };
+        let verdict_of =
+            |i: usize| if i.is_multiple_of(2) { ok(license(Some(i as u64 + 1_000))) } else { Err(Reason::Expired) };
         for i in 0..100 {
             let _ = worker_b.verdict(&store, &format!("tok{i}"), 200, |_| verdict_of(i).map(|l| (*l).clone()));
         }

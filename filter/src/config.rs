@@ -333,10 +333,7 @@ impl Config {
 
     /// Every header name a client must not be able to set on its own.
     pub fn owned_headers(&self) -> impl Iterator<Item = &str> {
-        self.forward
-            .iter()
-            .map(|f| f.header.as_str())
-            .chain([STATUS_HEADER, DRY_RUN_HEADER])
+        self.forward.iter().map(|f| f.header.as_str()).chain([STATUS_HEADER, DRY_RUN_HEADER])
     }
 }
 
@@ -375,10 +372,7 @@ fn compile_forward(raw: &RawForward) -> Result<Vec<ForwardHeader>, ConfigError> 
         .map(|(header, claim)| {
             let field = format!("forward.headers.{header}");
             if !is_header_name(header) {
-                return Err(ConfigError::new(
-                    field,
-                    "not a valid lower-case HTTP header name",
-                ));
+                return Err(ConfigError::new(field, "not a valid lower-case HTTP header name"));
             }
             if header == STATUS_HEADER || header == DRY_RUN_HEADER {
                 return Err(ConfigError::new(field, "is set by the filter itself"));
@@ -394,11 +388,7 @@ fn compile_forward(raw: &RawForward) -> Result<Vec<ForwardHeader>, ConfigError> 
 /// An RFC 9110 token in lower case (HTTP/2 and Envoy want lower-case names).
 pub(crate) fn is_header_name(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| {
-            b.is_ascii_lowercase()
-                || b.is_ascii_digit()
-                || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// serde_json appends "at line 1 column 42": noise in a one-line log message
@@ -427,14 +417,15 @@ mod tests {
             err(r#"{"issuers":["i"],"rules":[{"match":{}},{"match":{}},{"match":{},"require":{"all":"x"}}]}"#),
             "license-gate: config: rules[2].require.all: invalid type: string \"x\", expected a sequence"
         );
-        assert!(err(r#"{"issuers":["i"],"bogus":1}"#)
-            .starts_with("license-gate: config: bogus: unknown field `bogus`, expected one of `issuers`"));
-        assert!(err(r#"{"issuers":["i"],"rules":[{"match":{"prefx":"/"}}]}"#)
-            .starts_with("license-gate: config: rules[0].match.prefx: unknown field `prefx`"));
-        assert_eq!(
-            err(r#"{"audiences":[]}"#),
-            "license-gate: config: config: missing field `issuers`"
+        assert!(
+            err(r#"{"issuers":["i"],"bogus":1}"#)
+                .starts_with("license-gate: config: bogus: unknown field `bogus`, expected one of `issuers`")
         );
+        assert!(
+            err(r#"{"issuers":["i"],"rules":[{"match":{"prefx":"/"}}]}"#)
+                .starts_with("license-gate: config: rules[0].match.prefx: unknown field `prefx`")
+        );
+        assert_eq!(err(r#"{"audiences":[]}"#), "license-gate: config: config: missing field `issuers`");
         assert_eq!(err("not json"), "license-gate: config: config: expected ident");
     }
 

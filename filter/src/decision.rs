@@ -154,7 +154,12 @@ fn scrub<'a>(edits: &mut Vec<HeaderEdit<'a>>, config: &'a Config, req: &RequestH
     }
 }
 
-fn license_headers<'a>(edits: &mut Vec<HeaderEdit<'a>>, config: &'a Config, license: &'a License, status: LicenseStatus) {
+fn license_headers<'a>(
+    edits: &mut Vec<HeaderEdit<'a>>,
+    config: &'a Config,
+    license: &'a License,
+    status: LicenseStatus,
+) {
     // The status, the forwarded headers, and room for the token strip or
     // the dry-run header: one allocation.
     edits.reserve(config.forward.len() + 2);
@@ -179,10 +184,7 @@ pub fn deny_response(reason: Reason, missing: &[String]) -> LocalResponse {
         ("cache-control".to_string(), "no-store".to_string()),
     ];
     if let Some(error) = reason.bearer_error() {
-        headers.push((
-            "www-authenticate".to_string(),
-            format!("Bearer realm=\"license-gate\", error=\"{error}\""),
-        ));
+        headers.push(("www-authenticate".to_string(), format!("Bearer realm=\"license-gate\", error=\"{error}\"")));
     }
     LocalResponse { status: reason.status(), headers, body }
 }

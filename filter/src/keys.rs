@@ -105,11 +105,7 @@ impl KeySet {
         }
         match kid {
             Some(kid) => {
-                let key = self
-                    .keys
-                    .iter()
-                    .find(|k| k.kid.as_deref() == Some(kid))
-                    .ok_or(KeyMiss::UnknownKid)?;
+                let key = self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)).ok_or(KeyMiss::UnknownKid)?;
                 if key.alg == alg { Ok(key) } else { Err(KeyMiss::AlgNotAllowed) }
             }
             None => {
@@ -151,8 +147,7 @@ fn parse_alg(field: &str, name: &str) -> Result<Algorithm, ConfigError> {
     if name.eq_ignore_ascii_case("none") {
         return Err(ConfigError::new(field, "\"none\" is never accepted"));
     }
-    Algorithm::from_str(name)
-        .map_err(|_| ConfigError::new(field, format!("unknown algorithm \"{name}\"")))
+    Algorithm::from_str(name).map_err(|_| ConfigError::new(field, format!("unknown algorithm \"{name}\"")))
 }
 
 /// Binds a decoded key to its algorithm, refusing keys that cannot serve it.
@@ -189,9 +184,8 @@ fn compile_pem(field: &str, kid: Option<String>, alg: Algorithm, pem: &[u8]) -> 
     if alg.family() == AlgorithmFamily::Hmac {
         return Err(ConfigError::new(format!("{field}.alg"), "shared-secret algorithms belong in hmac_secrets"));
     }
-    let key = decode_public_pem(pem).map_err(|e| {
-        ConfigError::new(format!("{field}.key"), format!("not a {alg:?} public key in PEM: {e}"))
-    })?;
+    let key = decode_public_pem(pem)
+        .map_err(|e| ConfigError::new(format!("{field}.key"), format!("not a {alg:?} public key in PEM: {e}")))?;
     bind(&format!("{field}.key"), kid, alg, key)
 }
 
@@ -225,8 +219,8 @@ fn decode_public_pem(pem: &[u8]) -> Result<DecodingKey, String> {
 /// A JWK becomes a key, or `None` for an encryption key that has no business
 /// verifying signatures. Its `alg` may be left out where the key type fixes it.
 fn compile_jwk(field: &str, value: &serde_json::Value) -> Result<Option<Key>, ConfigError> {
-    let jwk: Jwk = serde_json::from_value(value.clone())
-        .map_err(|e| ConfigError::new(field, format!("not a JWK: {e}")))?;
+    let jwk: Jwk =
+        serde_json::from_value(value.clone()).map_err(|e| ConfigError::new(field, format!("not a JWK: {e}")))?;
     if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
         return Ok(None);
     }
@@ -253,9 +247,8 @@ fn compile_jwk(field: &str, value: &serde_json::Value) -> Result<Option<Key>, Co
     };
     let alg = match (jwk.common.key_algorithm, inferred) {
         (Some(named), inferred) => {
-            let alg = Algorithm::try_from(named).map_err(|_| {
-                ConfigError::new(format!("{field}.alg"), "not a signature algorithm")
-            })?;
+            let alg = Algorithm::try_from(named)
+                .map_err(|_| ConfigError::new(format!("{field}.alg"), "not a signature algorithm"))?;
             if inferred.is_some_and(|i| i != alg) {
                 return Err(ConfigError::new(format!("{field}.alg"), "does not fit the key's curve"));
             }
@@ -266,8 +259,8 @@ fn compile_jwk(field: &str, value: &serde_json::Value) -> Result<Option<Key>, Co
             return Err(ConfigError::new(format!("{field}.alg"), "required for RSA keys"));
         }
     };
-    let key = DecodingKey::from_jwk(&jwk)
-        .map_err(|e| ConfigError::new(field, format!("unparsable key material: {e}")))?;
+    let key =
+        DecodingKey::from_jwk(&jwk).map_err(|e| ConfigError::new(field, format!("unparsable key material: {e}")))?;
     bind(field, jwk.common.key_id.clone(), alg, key).map(Some)
 }
 

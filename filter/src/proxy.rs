@@ -28,10 +28,7 @@ fn log(level: LogLevel, message: &str) {
 
 /// Seconds since the epoch on the host's clock.
 fn now_seconds() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs())
+    hostcalls::get_current_time().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs())
 }
 
 /// Envoy's shared data: one store for every worker of the process.
@@ -58,10 +55,8 @@ struct Metrics {
 
 impl Metrics {
     fn define() -> Metrics {
-        let counters = Counter::all()
-            .into_iter()
-            .map(|c| hostcalls::define_metric(MetricType::Counter, &c.name()).ok())
-            .collect();
+        let counters =
+            Counter::all().into_iter().map(|c| hostcalls::define_metric(MetricType::Counter, &c.name()).ok()).collect();
         let remaining = hostcalls::define_metric(MetricType::Histogram, REMAINING_VALIDITY).ok();
         Metrics { counters, remaining }
     }
@@ -93,10 +88,8 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let bytes = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let bytes =
+            hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX).ok().flatten().unwrap_or_default();
         if bytes.is_empty() {
             log(LogLevel::Error, "license-gate: config: config: the plugin configuration is empty");
             return false;

@@ -29,10 +29,7 @@ impl RequestHeaders {
 
     /// Every value of a header, in order.
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.pairs
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .filter_map(|(_, v)| v.as_deref())
+        self.pairs.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).filter_map(|(_, v)| v.as_deref())
     }
 
     /// `:path` as sent, query string included.

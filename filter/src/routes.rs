@@ -78,11 +78,8 @@ pub struct RouteTable {
 
 impl RouteTable {
     pub(crate) fn compile(raw: &[RawRule], default: DefaultAction) -> Result<RouteTable, ConfigError> {
-        let rules = raw
-            .iter()
-            .enumerate()
-            .map(|(i, r)| compile_rule(&format!("rules[{i}]"), r))
-            .collect::<Result<_, _>>()?;
+        let rules =
+            raw.iter().enumerate().map(|(i, r)| compile_rule(&format!("rules[{i}]"), r)).collect::<Result<_, _>>()?;
         let default = match default {
             DefaultAction::Require => RouteAction::Require(Requirement::default()),
             DefaultAction::Allow => RouteAction::Open,
@@ -93,10 +90,7 @@ impl RouteTable {
 
     pub fn action(&self, key: &RouteKey<'_>) -> &RouteAction {
         let host = host_without_port(key.authority);
-        self.rules
-            .iter()
-            .find(|r| r.matches(key.path, key.method, host))
-            .map_or(&self.default, |r| &r.action)
+        self.rules.iter().find(|r| r.matches(key.path, key.method, host)).map_or(&self.default, |r| &r.action)
     }
 }
 
@@ -107,16 +101,12 @@ impl Rule {
             PathMatch::Prefix(p) => path.starts_with(p.as_str()),
             PathMatch::Exact(p) => path == p,
         };
-        let method_ok = self
-            .methods
-            .as_ref()
-            .is_none_or(|ms| ms.iter().any(|m| m.eq_ignore_ascii_case(method)));
+        let method_ok = self.methods.as_ref().is_none_or(|ms| ms.iter().any(|m| m.eq_ignore_ascii_case(method)));
         let host_ok = match &self.host {
             None => true,
             Some(HostMatch::Exact(h)) => h.eq_ignore_ascii_case(host),
             Some(HostMatch::Suffix(s)) => {
-                host.len() > s.len()
-                    && host.get(host.len() - s.len()..).is_some_and(|t| t.eq_ignore_ascii_case(s))
+                host.len() > s.len() && host.get(host.len() - s.len()..).is_some_and(|t| t.eq_ignore_ascii_case(s))
             }
         };
         path_ok && method_ok && host_ok

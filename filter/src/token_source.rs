@@ -115,9 +115,7 @@ impl TokenSource {
 
 /// Tries the sources in order; the first that carries a token wins.
 pub fn find_token<'c, 'r>(sources: &'c [TokenSource], req: &'r RequestHeaders) -> Option<FoundToken<'c, 'r>> {
-    sources
-        .iter()
-        .find_map(|source| source.extract(req).map(|token| FoundToken { token, source }))
+    sources.iter().find_map(|source| source.extract(req).map(|token| FoundToken { token, source }))
 }
 
 fn query_param<'r>(path_and_query: &'r str, name: &str) -> Option<Cow<'r, str>> {
@@ -200,9 +198,8 @@ mod tests {
         for (pairs, want) in cases {
             let req = headers(pairs);
             let got = find_token(&sources, &req);
-            let got = got.as_ref().map(|f| {
-                (f.token.as_ref(), sources.iter().position(|s| s == f.source).unwrap_or(99))
-            });
+            let got =
+                got.as_ref().map(|f| (f.token.as_ref(), sources.iter().position(|s| s == f.source).unwrap_or(99)));
             assert_eq!(got, want, "{pairs:?}");
         }
     }

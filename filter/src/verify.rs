@@ -68,15 +68,7 @@ impl Verifier {
         if let Some(i) = audiences.iter().position(String::is_empty) {
             return Err(ConfigError::new(format!("audiences[{i}]"), "must not be empty"));
         }
-        Ok(Verifier {
-            issuers: issuers.to_vec(),
-            audiences: audiences.to_vec(),
-            keys,
-            plans,
-            claims,
-            skew,
-            grace,
-        })
+        Ok(Verifier { issuers: issuers.to_vec(), audiences: audiences.to_vec(), keys, plans, claims, skew, grace })
     }
 
     /// Verifies a compact JWS at time `now` (seconds since the epoch).
@@ -128,9 +120,9 @@ impl Verifier {
         if !self.audiences.is_empty() {
             let ok = match claims.get("aud") {
                 Some(Value::String(aud)) => self.audiences.contains(aud),
-                Some(Value::Array(auds)) => auds
-                    .iter()
-                    .any(|a| a.as_str().is_some_and(|a| self.audiences.iter().any(|x| x == a))),
+                Some(Value::Array(auds)) => {
+                    auds.iter().any(|a| a.as_str().is_some_and(|a| self.audiences.iter().any(|x| x == a)))
+                }
                 _ => false,
             };
             if !ok {
@@ -201,9 +193,9 @@ fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, Reason> {
 fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, Reason> {
     match claims.get(name) {
         None => Ok(None),
-        Some(Value::Number(n)) => Ok(Some(
-            n.as_u64().unwrap_or_else(|| n.as_f64().map_or(0, |f| if f > 0.0 { f as u64 } else { 0 })),
-        )),
+        Some(Value::Number(n)) => {
+            Ok(Some(n.as_u64().unwrap_or_else(|| n.as_f64().map_or(0, |f| if f > 0.0 { f as u64 } else { 0 }))))
+        }
         Some(_) => Err(Reason::Malformed),
     }
 }

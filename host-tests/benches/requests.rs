@@ -19,7 +19,12 @@ const HITS: usize = 400;
 fn request(vm: &mut Vm, token: &str) {
     let auth = format!("Bearer {token}");
     let reply = vm
-        .request(&[(":method", "GET"), (":authority", "api.example.com"), (":path", "/api/data"), ("authorization", &auth)])
+        .request(&[
+            (":method", "GET"),
+            (":authority", "api.example.com"),
+            (":path", "/api/data"),
+            ("authorization", &auth),
+        ])
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(reply.status(), 200, "{}", reply.body());
 }

@@ -7,12 +7,10 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use wasmtime::error::Context as _;
-use wasmtime::{Result, bail, format_err};
 use wasmtime::{Caller, Config, Engine, Extern, FuncType, Linker, Memory, OptLevel, Val, ValType};
+use wasmtime::{Result, bail, format_err};
 
-use crate::process::{
-    MetricKind, Process, STATUS_BAD_ARGUMENT, STATUS_NOT_FOUND, STATUS_OK, STATUS_UNIMPLEMENTED,
-};
+use crate::process::{MetricKind, Process, STATUS_BAD_ARGUMENT, STATUS_NOT_FOUND, STATUS_OK, STATUS_UNIMPLEMENTED};
 use crate::wire::{Pairs, decode_map, encode_map};
 
 /// A local response the module asked for.
@@ -210,24 +208,19 @@ fn build_linker(engine: &Engine) -> Result<Linker<HostState>> {
             Ok(STATUS_OK)
         },
     )?;
-    l.func_wrap(
-        env,
-        "proxy_set_header_map_pairs",
-        |mut c: C<'_>, map_type: i32, ptr: i32, len: i32| -> Result<i32> {
-            let pairs = decode_map(&read(&mut c, ptr, len)?)?;
-            let Some(map) = map_mut(&mut c, map_type) else { return Ok(STATUS_BAD_ARGUMENT) };
-            *map = pairs;
-            Ok(STATUS_OK)
-        },
-    )?;
+    l.func_wrap(env, "proxy_set_header_map_pairs", |mut c: C<'_>, map_type: i32, ptr: i32, len: i32| -> Result<i32> {
+        let pairs = decode_map(&read(&mut c, ptr, len)?)?;
+        let Some(map) = map_mut(&mut c, map_type) else { return Ok(STATUS_BAD_ARGUMENT) };
+        *map = pairs;
+        Ok(STATUS_OK)
+    })?;
     l.func_wrap(
         env,
         "proxy_get_header_map_value",
         |mut c: C<'_>, map_type: i32, key: i32, key_len: i32, ret_data: i32, ret_size: i32| -> Result<i32> {
             let key = text(read(&mut c, key, key_len)?)?;
             let Some(map) = map_mut(&mut c, map_type) else { return Ok(STATUS_BAD_ARGUMENT) };
-            let Some(value) = map.iter().find(|(n, _)| n.eq_ignore_ascii_case(&key)).map(|(_, v)| v.clone())
-            else {
+            let Some(value) = map.iter().find(|(n, _)| n.eq_ignore_ascii_case(&key)).map(|(_, v)| v.clone()) else {
                 return Ok(STATUS_NOT_FOUND);
             };
             give(&mut c, &value, ret_data, ret_size)?;
@@ -491,8 +484,6 @@ fn define_wasi(l: &mut Linker<HostState>) -> Result<()> {
             Ok(ERRNO_SUCCESS)
         },
     )?;
-    l.func_wrap(wasi, "proc_exit", |_: C<'_>, code: i32| -> Result<()> {
-        bail!("module called proc_exit({code})")
-    })?;
+    l.func_wrap(wasi, "proc_exit", |_: C<'_>, code: i32| -> Result<()> { bail!("module called proc_exit({code})") })?;
     Ok(())
 }

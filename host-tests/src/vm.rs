@@ -3,8 +3,8 @@
 //! headers, done, log, delete.
 
 use wasmtime::error::Context as _;
-use wasmtime::{Result, bail};
 use wasmtime::{Engine, Instance, Module, Store};
+use wasmtime::{Result, bail};
 
 use crate::host::{HostState, LocalResponse, LogLine, linker_for, metered_engine};
 use crate::process::Process;
@@ -41,10 +41,7 @@ impl Reply {
             Reply::Forwarded { headers } => headers,
             Reply::Local(r) => &r.headers,
         };
-        pairs
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        pairs.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     }
 
     /// How many values a header has.
@@ -92,10 +89,8 @@ impl Vm {
     }
 
     fn call<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(&mut self, name: &str, params: P) -> Result<R> {
-        let f = self
-            .instance
-            .get_typed_func::<P, R>(&mut self.store, name)
-            .with_context(|| format!("export {name}"))?;
+        let f =
+            self.instance.get_typed_func::<P, R>(&mut self.store, name).with_context(|| format!("export {name}"))?;
         let out = f.call(&mut self.store, params).with_context(|| format!("{name} trapped"))?;
         let unimplemented = std::mem::take(&mut self.store.data_mut().unimplemented);
         if !unimplemented.is_empty() {

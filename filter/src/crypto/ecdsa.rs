@@ -88,7 +88,8 @@ impl<C: PrimeCurve + CurveArithmetic> FixedBase<C> {
     fn mul(&self, k: &Scalar<C>) -> ProjectivePoint<C> {
         let repr = k.to_repr();
         let bytes = repr.as_ref(); // big-endian
-        let bit = |i: usize| bytes.len().checked_sub(1 + i / 8).and_then(|b| bytes.get(b)).map_or(0, |b| (b >> (i % 8)) & 1);
+        let bit =
+            |i: usize| bytes.len().checked_sub(1 + i / 8).and_then(|b| bytes.get(b)).map_or(0, |b| (b >> (i % 8)) & 1);
         let mut acc = ProjectivePoint::<C>::identity();
         for (window, points) in self.table.chunks(DIGITS).enumerate() {
             let digit = (0..WINDOW_BITS).fold(0usize, |d, j| d | usize::from(bit(window * WINDOW_BITS + j)) << j);

@@ -48,18 +48,23 @@ fn verifier_factory(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVer
             let point = key.try_get_as_bytes()?;
             let verifier = match alg {
                 Algorithm::ES256 => Ecdsa::P256(EcdsaKey::new(
-                    *p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| ErrorKind::InvalidEcdsaKey)?.as_affine(),
+                    *p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                        .map_err(|_| ErrorKind::InvalidEcdsaKey)?
+                        .as_affine(),
                 )),
                 _ => Ecdsa::P384(EcdsaKey::new(
-                    *p384::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| ErrorKind::InvalidEcdsaKey)?.as_affine(),
+                    *p384::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                        .map_err(|_| ErrorKind::InvalidEcdsaKey)?
+                        .as_affine(),
                 )),
             };
             Box::new(Asymmetric { alg, verifier })
         }
         AlgorithmFamily::Ed => {
             let bytes: [u8; 32] = key.try_get_as_bytes()?.try_into().map_err(|_| ErrorKind::InvalidEddsaKey)?;
-            let verifier =
-                Ecdsa::Ed25519(ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| ErrorKind::InvalidEddsaKey)?);
+            let verifier = Ecdsa::Ed25519(
+                ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| ErrorKind::InvalidEddsaKey)?,
+            );
             Box::new(Asymmetric { alg, verifier })
         }
         AlgorithmFamily::Hmac => Box::new(HmacVerifier { alg, secret: key.try_get_as_bytes()?.to_vec() }),
@@ -117,7 +122,9 @@ struct HmacVerifier {
 impl Verifier<Vec<u8>> for HmacVerifier {
     fn verify(&self, message: &[u8], signature: &Vec<u8>) -> std::result::Result<(), SignatureError> {
         fn check<M: Mac + hmac::digest::KeyInit>(secret: &[u8], message: &[u8], tag: &[u8]) -> bool {
-            <M as Mac>::new_from_slice(secret).map(|m| m.chain_update(message).verify_slice(tag).is_ok()).unwrap_or(false)
+            <M as Mac>::new_from_slice(secret)
+                .map(|m| m.chain_update(message).verify_slice(tag).is_ok())
+                .unwrap_or(false)
         }
         let ok = match self.alg {
             Algorithm::HS256 => check::<Hmac<Sha256>>(&self.secret, message, signature),

@@ -270,7 +270,6 @@ fn pow<const L: usize>(params: &DynResidueParams<L>, base: &[u8], exponent: u64)
     Some(words.iter().rev().flat_map(|w| w.to_be_bytes()).collect())
 }
 
-
 #[cfg(test)]
 mod tests {
     use base64::Engine;
@@ -344,8 +343,7 @@ mod tests {
                 let reference = (DEFAULT_PROVIDER.verifier_factory)(&alg, &public).unwrap();
                 for i in 0..4 {
                     let message = format!("header.payload-{i}-{bits}");
-                    let signature =
-                        b64(&jsonwebtoken::crypto::sign(message.as_bytes(), &private, alg).unwrap());
+                    let signature = b64(&jsonwebtoken::crypto::sign(message.as_bytes(), &private, alg).unwrap());
                     let mut forged = signature.clone();
                     forged[i * 7] ^= 1 << i;
                     let cases = [

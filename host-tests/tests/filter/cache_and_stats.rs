@@ -55,23 +55,25 @@ fn exact_stats_after_a_known_sequence() {
     let grace = mint(EDDSA, &claims(json!({"exp": NOW - 3600})));
 
     let sequence: Vec<(&str, &str, (u32, &str))> = vec![
-        ("/api/reports", &pro, (200, "active")),          // miss, verify
-        ("/api/reports", &pro, (200, "active")),          // hit
-        ("/api/data", &pro, (200, "active")),             // hit: one entry serves every route
+        ("/api/reports", &pro, (200, "active")),            // miss, verify
+        ("/api/reports", &pro, (200, "active")),            // hit
+        ("/api/data", &pro, (200, "active")),               // hit: one entry serves every route
         ("/api/reports", &basic, (403, "feature_missing")), // miss, verify
         ("/api/reports", &basic, (403, "feature_missing")), // hit
-        ("/api/data", &forged, (401, "bad_signature")),   // miss, verify
-        ("/api/data", &forged, (401, "bad_signature")),   // negative hit: no second verification
-        ("/api/data", &foreign, (401, "issuer_mismatch")), // miss, rejected before the signature
-        ("/api/data", &foreign, (401, "issuer_mismatch")), // negative hit
-        ("/api/data", &grace, (200, "grace")),            // miss, verify
-        ("/healthz", "", (200, "")),                       // open route
-        ("/internal", &pro, (403, "route_denied")),       // no token looked at
-        ("/api/data", "x.y", (401, "malformed")),          // miss
+        ("/api/data", &forged, (401, "bad_signature")),     // miss, verify
+        ("/api/data", &forged, (401, "bad_signature")),     // negative hit: no second verification
+        ("/api/data", &foreign, (401, "issuer_mismatch")),  // miss, rejected before the signature
+        ("/api/data", &foreign, (401, "issuer_mismatch")),  // negative hit
+        ("/api/data", &grace, (200, "grace")),              // miss, verify
+        ("/healthz", "", (200, "")),                        // open route
+        ("/internal", &pro, (403, "route_denied")),         // no token looked at
+        ("/api/data", "x.y", (401, "malformed")),           // miss
     ];
     for (i, (path, token, want)) in sequence.into_iter().enumerate() {
         let got = if token.is_empty() {
-            let reply = vm.request(&[(":method", "GET"), (":authority", "h"), (":path", path)]).unwrap_or_else(|e| panic!("{e:#}"));
+            let reply = vm
+                .request(&[(":method", "GET"), (":authority", "h"), (":path", path)])
+                .unwrap_or_else(|e| panic!("{e:#}"));
             (reply.status(), String::new())
         } else {
             get(&mut vm, path, token)
@@ -97,10 +99,7 @@ fn exact_stats_after_a_known_sequence() {
     // Remaining validity of every request that carried a valid license:
     // pro ×3, basic ×2 (30 days), the grace license (past exp: 0).
     let month = 30 * 86_400;
-    assert_eq!(
-        process.samples("license_gate.license_remaining_seconds"),
-        [1000, 1000, 1000, month, month, 0]
-    );
+    assert_eq!(process.samples("license_gate.license_remaining_seconds"), [1000, 1000, 1000, month, month, 0]);
 }
 
 #[test]
@@ -232,10 +231,7 @@ fn dry_run_counts_would_be_denials_not_denials() {
     assert_eq!(get(&mut vm, "/api/data", &expired).0, 200);
     assert_eq!(
         stats(&process),
-        expect(&[
-            ("license_gate.reason.expired.dry_run_would_deny", 1),
-            ("license_gate.cache_miss", 1),
-        ])
+        expect(&[("license_gate.reason.expired.dry_run_would_deny", 1), ("license_gate.cache_miss", 1),])
     );
 }
 

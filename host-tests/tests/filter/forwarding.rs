@@ -8,11 +8,9 @@ use crate::support::*;
 
 fn values(reply: &Reply, name: &str) -> Vec<String> {
     match reply {
-        Reply::Forwarded { headers } => headers
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-            .collect(),
+        Reply::Forwarded { headers } => {
+            headers.iter().filter(|(n, _)| n == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).collect()
+        }
         Reply::Local(r) => panic!("denied: {} {}", r.status, String::from_utf8_lossy(&r.body)),
     }
 }

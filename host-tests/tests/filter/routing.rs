@@ -26,7 +26,14 @@ fn rules_and_features() {
         missing: &'a [&'a str],
     }
     let case = |name, method, host, path, token, status, reason, missing| Case {
-        name, method, host, path, token, status, reason, missing,
+        name,
+        method,
+        host,
+        path,
+        token,
+        status,
+        reason,
+        missing,
     };
     let h = "api.example.com";
     let admin = "admin.example.com:8443";
@@ -35,17 +42,71 @@ fn rules_and_features() {
         case("open route ignores a bad token", "GET", h, "/healthz/live", Some("garbage"), 200, "", &[]),
         case("reports with pro plan", "GET", h, "/api/reports/7", Some(&pro), 200, "", &[]),
         case("reports with features array", "GET", h, "/api/reports", Some(&reports_array), 200, "", &[]),
-        case("reports without the feature", "GET", h, "/api/reports", Some(&basic), 403, "feature_missing", &["reports"]),
-        case("unknown plan grants nothing", "GET", h, "/api/reports", Some(&unknown_plan), 403, "feature_missing", &["reports"]),
+        case(
+            "reports without the feature",
+            "GET",
+            h,
+            "/api/reports",
+            Some(&basic),
+            403,
+            "feature_missing",
+            &["reports"],
+        ),
+        case(
+            "unknown plan grants nothing",
+            "GET",
+            h,
+            "/api/reports",
+            Some(&unknown_plan),
+            403,
+            "feature_missing",
+            &["reports"],
+        ),
         case("reports rule is GET only", "POST", h, "/api/reports", Some(&basic), 200, "", &[]),
-        case("query string is not the path", "GET", h, "/api/reports?next=/healthz", Some(&basic), 403, "feature_missing", &["reports"]),
+        case(
+            "query string is not the path",
+            "GET",
+            h,
+            "/api/reports?next=/healthz",
+            Some(&basic),
+            403,
+            "feature_missing",
+            &["reports"],
+        ),
         case("admin any-of via inheritance", "GET", admin, "/api/admin", Some(&enterprise), 200, "", &[]),
         case("admin any-of via string features", "GET", admin, "/api/admin", Some(&audit_only), 200, "", &[]),
-        case("admin without sso or audit", "GET", admin, "/api/admin", Some(&pro), 403, "feature_missing", &["sso", "audit"]),
-        case("admin host is case-insensitive", "GET", "ADMIN.example.com", "/api/admin", Some(&pro), 403, "feature_missing", &["sso", "audit"]),
+        case(
+            "admin without sso or audit",
+            "GET",
+            admin,
+            "/api/admin",
+            Some(&pro),
+            403,
+            "feature_missing",
+            &["sso", "audit"],
+        ),
+        case(
+            "admin host is case-insensitive",
+            "GET",
+            "ADMIN.example.com",
+            "/api/admin",
+            Some(&pro),
+            403,
+            "feature_missing",
+            &["sso", "audit"],
+        ),
         case("admin path on another host", "GET", h, "/api/admin", Some(&pro), 200, "", &[]),
         case("admin rule is exact", "GET", admin, "/api/admin/x", Some(&pro), 200, "", &[]),
-        case("closed route with a valid license", "GET", h, "/internal/metrics", Some(&enterprise), 403, "route_denied", &[]),
+        case(
+            "closed route with a valid license",
+            "GET",
+            h,
+            "/internal/metrics",
+            Some(&enterprise),
+            403,
+            "route_denied",
+            &[],
+        ),
         case("default deny", "GET", h, "/elsewhere", Some(&enterprise), 403, "route_denied", &[]),
         case("license route without token", "GET", h, "/api/data", None, 401, "missing", &[]),
     ];
@@ -74,14 +135,20 @@ fn deny_responses_have_the_jwt_authn_shape() {
 
     let missing = gw.send("GET", "api.example.com", "/api/data", &[]);
     assert_eq!(missing.status(), 401);
-    assert_eq!(missing.header("www-authenticate").as_deref(), Some(r#"Bearer realm="license-gate", error="invalid_request""#));
+    assert_eq!(
+        missing.header("www-authenticate").as_deref(),
+        Some(r#"Bearer realm="license-gate", error="invalid_request""#)
+    );
     assert_eq!(missing.header("content-type").as_deref(), Some("application/json"));
     assert_eq!(missing.header("cache-control").as_deref(), Some("no-store"));
     assert_eq!(missing.body(), deny_body("missing", "a license token is required", &[]));
 
     let expired = gw.get("/api/data", &expired);
     assert_eq!(expired.status(), 401);
-    assert_eq!(expired.header("www-authenticate").as_deref(), Some(r#"Bearer realm="license-gate", error="invalid_token""#));
+    assert_eq!(
+        expired.header("www-authenticate").as_deref(),
+        Some(r#"Bearer realm="license-gate", error="invalid_token""#)
+    );
     assert_eq!(expired.body(), deny_body("expired", "the license has expired", &[]));
 
     let forbidden = gw.get("/api/reports", &basic);
@@ -113,8 +180,18 @@ fn token_sources_in_order() {
         ("x-license header", "/api/data".into(), vec![("x-license", good.as_str())], "forwarded"),
         ("query parameter", query.clone(), vec![], "forwarded"),
         ("cookie", "/api/data".into(), vec![("cookie", cookie.as_str())], "forwarded"),
-        ("bearer wins over x-license", "/api/data".into(), vec![("authorization", bearer_expired.as_str()), ("x-license", good.as_str())], "expired"),
-        ("another auth scheme is not a token", "/api/data".into(), vec![("authorization", basic_auth), ("x-license", good.as_str())], "forwarded"),
+        (
+            "bearer wins over x-license",
+            "/api/data".into(),
+            vec![("authorization", bearer_expired.as_str()), ("x-license", good.as_str())],
+            "expired",
+        ),
+        (
+            "another auth scheme is not a token",
+            "/api/data".into(),
+            vec![("authorization", basic_auth), ("x-license", good.as_str())],
+            "forwarded",
+        ),
         ("nothing anywhere", "/api/data?licence=x".into(), vec![("cookie", "lic=1")], "missing"),
     ];
     for (name, path, headers, want) in cases {

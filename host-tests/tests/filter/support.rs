@@ -22,8 +22,7 @@ pub fn module() -> &'static Module {
     MODULE.get_or_init(|| {
         let path = std::env::var("LICENSE_GATE_WASM")
             .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../dist/license_gate.wasm").to_string());
-        let wasm = std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("{path}: {e} (run scripts/build.sh first)"));
+        let wasm = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e} (run scripts/build.sh first)"));
         compile(&wasm).unwrap_or_else(|e| panic!("compiling {path}: {e:#}"))
     })
 }
@@ -92,8 +91,7 @@ pub fn claims(extra: Value) -> Value {
 }
 
 pub fn jwk(signer: Signer) -> Value {
-    let mut jwk = Jwk::from_encoding_key(&encoding_key(&signer), signer.alg)
-        .unwrap_or_else(|e| panic!("jwk: {e}"));
+    let mut jwk = Jwk::from_encoding_key(&encoding_key(&signer), signer.alg).unwrap_or_else(|e| panic!("jwk: {e}"));
     jwk.common.key_id = signer.kid.map(str::to_string);
     serde_json::to_value(jwk).unwrap_or_else(|e| panic!("jwk: {e}"))
 }
