@@ -157,6 +157,10 @@ fn bind(field: &str, kid: Option<String>, alg: Algorithm, key: DecodingKey) -> R
     }
     match key.family() {
         AlgorithmFamily::Rsa => check_rsa(field, &key)?,
+        AlgorithmFamily::Ed => {
+            let bytes = key.try_get_as_bytes().unwrap_or_default();
+            crate::crypto::ed25519_key(bytes).map_err(|e| ConfigError::new(field, e))?;
+        }
         AlgorithmFamily::Ec => {
             // An uncompressed SEC1 point: 1 + 2 * 32 bytes on P-256, 1 + 2 * 48 on P-384.
             let want = if alg == Algorithm::ES256 { 65 } else { 97 };
@@ -331,6 +335,36 @@ mod tests {
         ] {
             let error = bind("k", None, alg, key(name)).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(error.ends_with(message), "{alg:?} {name}: {error}");
+        }
+    }
+
+    #[test]
+    fn forgeable_keys_are_refused() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let rsa = decode_public_pem(key_file("rsa.pub.pem").as_bytes()).unwrap();
+        let (n, _) = crate::crypto::rsa_components(&rsa).unwrap();
+        let exponent_msg = "RSA public exponent must be odd and at least 3 (a forger could sign with this key)";
+        for e in [&[1u8][..], &[0, 1], &[2], &[0x01, 0x00, 0x00]] {
+            let jwk = serde_json::json!({"kty": "RSA", "alg": "RS256", "kid": "weak",
+                "n": URL_SAFE_NO_PAD.encode(&n), "e": URL_SAFE_NO_PAD.encode(e)});
+            let error = compile_jwk("keys.jwks.keys[0]", &jwk).err().map(|e| e.to_string());
+            assert_eq!(error, Some(format!("license-gate: config: keys.jwks.keys[0]: {exponent_msg}")), "e = {e:?}");
+        }
+        // Ed25519 points of small order: the identity, and points of order 2, 4 and 8.
+        for hex in [
+            "0100000000000000000000000000000000000000000000000000000000000000",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        ] {
+            let bytes: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+            let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(&bytes)});
+            let error = compile_jwk("k", &jwk).err().map(|e| e.to_string());
+            assert_eq!(
+                error.as_deref(),
+                Some("license-gate: config: k: Ed25519 key of small order (a forger could sign with it)"),
+                "{hex}"
+            );
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod reason;
 pub mod request;
 pub mod routes;
 pub mod stats;
+pub mod strict_json;
 pub mod token_source;
 pub mod verify;
 

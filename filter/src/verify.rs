@@ -9,7 +9,6 @@ use std::str::FromStr;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::config::ConfigError;
@@ -17,6 +16,7 @@ use crate::keys::{KeyMiss, KeySet};
 use crate::license::License;
 use crate::plans::Plans;
 use crate::reason::Reason;
+use crate::strict_json::object_from_slice;
 
 /// Which payload claims carry the license's attributes.
 #[derive(Debug, Clone)]
@@ -41,12 +41,29 @@ pub struct Verifier {
 }
 
 /// The JOSE header fields the filter acts on.
-#[derive(Deserialize)]
 struct JoseHeader {
     alg: String,
     kid: Option<String>,
-    /// Critical extensions (RFC 7515 §4.1.11): the filter understands none.
-    crit: Option<Value>,
+}
+
+impl JoseHeader {
+    fn parse(part: &str) -> Result<JoseHeader, Reason> {
+        let mut fields = decode_object(part)?;
+        // Critical extensions (RFC 7515 §4.1.11): the filter understands none.
+        if fields.contains_key("crit") {
+            return Err(Reason::Malformed);
+        }
+        let alg = match fields.remove("alg") {
+            Some(Value::String(alg)) => alg,
+            _ => return Err(Reason::Malformed),
+        };
+        let kid = match fields.remove("kid") {
+            None => None,
+            Some(Value::String(kid)) => Some(kid),
+            Some(_) => return Err(Reason::Malformed),
+        };
+        Ok(JoseHeader { alg, kid })
+    }
 }
 
 impl Verifier {
@@ -80,10 +97,7 @@ impl Verifier {
             return Err(Reason::Malformed);
         };
 
-        let header: JoseHeader = decode_json(header_b64)?;
-        if header.crit.is_some() {
-            return Err(Reason::Malformed);
-        }
+        let header = JoseHeader::parse(header_b64)?;
         let alg = Algorithm::from_str(&header.alg).map_err(|_| Reason::AlgNotAllowed)?;
         let key = self.keys.select(alg, header.kid.as_deref()).map_err(|miss| match miss {
             KeyMiss::AlgNotAllowed => Reason::AlgNotAllowed,
@@ -92,7 +106,7 @@ impl Verifier {
 
         // Cheap checks before the expensive one: a stale or foreign token
         // costs no signature verification.
-        let claims: Map<String, Value> = decode_json(payload_b64)?;
+        let claims = decode_object(payload_b64)?;
         self.check_claims(&claims, now)?;
         let license = self.license(&claims)?;
         let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| Reason::Malformed)?;
@@ -129,6 +143,9 @@ impl Verifier {
                 return Err(Reason::AudienceMismatch);
             }
         }
+        // `iat` is not checked against the clock, but a token whose `iat`
+        // is no NumericDate is not well formed either.
+        numeric_date(claims, "iat")?;
         if let Some(nbf) = numeric_date(claims, "nbf")?
             && nbf > now.saturating_add(self.skew)
         {
@@ -183,19 +200,26 @@ impl Verifier {
     }
 }
 
-fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, Reason> {
+/// A base64url part holding one JSON object, with no member named twice.
+fn decode_object(part: &str) -> Result<Map<String, Value>, Reason> {
     let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| Reason::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| Reason::Malformed)
+    object_from_slice(&bytes).map_err(|_| Reason::Malformed)
 }
 
-/// A NumericDate claim in whole seconds; fractions are truncated, negative
-/// dates are the epoch. A claim that is not a number makes the token malformed.
+/// 2^64: the first number of seconds a u64 cannot hold.
+const U64_LIMIT: f64 = 18_446_744_073_709_551_616.0;
+
+/// A NumericDate claim in whole seconds (fractions are truncated). Anything
+/// else is malformed: not a number, negative, or beyond what a u64 of
+/// seconds holds (a float such as 1e30 must not read as "never expires").
 fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, Reason> {
     match claims.get(name) {
         None => Ok(None),
-        Some(Value::Number(n)) => {
-            Ok(Some(n.as_u64().unwrap_or_else(|| n.as_f64().map_or(0, |f| if f > 0.0 { f as u64 } else { 0 }))))
-        }
+        Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
+            (Some(seconds), _) => Ok(Some(seconds)),
+            (None, Some(f)) if (0.0..U64_LIMIT).contains(&f) => Ok(Some(f as u64)),
+            _ => Err(Reason::Malformed),
+        },
         Some(_) => Err(Reason::Malformed),
     }
 }
@@ -240,12 +264,30 @@ mod tests {
 
     #[test]
     fn numeric_dates() {
-        let claims = json!({"a": 10, "b": 10.9, "c": -5, "d": "10"});
-        let Value::Object(m) = claims else { unreachable!() };
-        assert_eq!(numeric_date(&m, "a"), Ok(Some(10)));
-        assert_eq!(numeric_date(&m, "b"), Ok(Some(10)));
-        assert_eq!(numeric_date(&m, "c"), Ok(Some(0)));
-        assert_eq!(numeric_date(&m, "d"), Err(Reason::Malformed));
-        assert_eq!(numeric_date(&m, "zz"), Ok(None));
+        let claims = json!({
+            "a": 10, "b": 10.9, "c": -5, "d": "10", "e": 1e30, "f": 18446744073709551615u64,
+            "g": -0.5, "h": null, "i": 0, "j": 18_446_744_073_709_549_568.0, "k": [1]
+        });
+        let Value::Object(mut m) = claims else { unreachable!() };
+        // 2^64 as JSON text: serde_json reads it as a float.
+        m.insert("l".into(), serde_json::from_str("18446744073709551616").unwrap());
+        let cases = [
+            ("a", Ok(Some(10))),
+            ("b", Ok(Some(10))),
+            ("c", Err(Reason::Malformed)),
+            ("d", Err(Reason::Malformed)),
+            ("e", Err(Reason::Malformed)),
+            ("f", Ok(Some(u64::MAX))),
+            ("g", Err(Reason::Malformed)),
+            ("h", Err(Reason::Malformed)),
+            ("i", Ok(Some(0))),
+            ("j", Ok(Some(18_446_744_073_709_549_568))),
+            ("k", Err(Reason::Malformed)),
+            ("l", Err(Reason::Malformed)),
+            ("zz", Ok(None)),
+        ];
+        for (name, want) in cases {
+            assert_eq!(numeric_date(&m, name), want, "{name}");
+        }
     }
 }

@@ -61,14 +61,23 @@ fn verifier_factory(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVer
             Box::new(Asymmetric { alg, verifier })
         }
         AlgorithmFamily::Ed => {
-            let bytes: [u8; 32] = key.try_get_as_bytes()?.try_into().map_err(|_| ErrorKind::InvalidEddsaKey)?;
-            let verifier = Ecdsa::Ed25519(
-                ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| ErrorKind::InvalidEddsaKey)?,
-            );
-            Box::new(Asymmetric { alg, verifier })
+            let key = ed25519_key(key.try_get_as_bytes()?).map_err(|_| ErrorKind::InvalidEddsaKey)?;
+            Box::new(Asymmetric { alg, verifier: Ecdsa::Ed25519(key) })
         }
         AlgorithmFamily::Hmac => Box::new(HmacVerifier { alg, secret: key.try_get_as_bytes()?.to_vec() }),
     })
+}
+
+/// An Ed25519 public key a forger cannot exploit: a valid encoding of a
+/// curve point that is not of small order (with such a key one signature
+/// verifies for many messages).
+pub fn ed25519_key(bytes: &[u8]) -> std::result::Result<ed25519_dalek::VerifyingKey, &'static str> {
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| "an Ed25519 public key is 32 bytes")?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| "not an Ed25519 public key")?;
+    if key.is_weak() {
+        return Err("Ed25519 key of small order (a forger could sign with it)");
+    }
+    Ok(key)
 }
 
 /// An RSA key's modulus and public exponent, big-endian.

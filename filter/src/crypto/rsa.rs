@@ -28,7 +28,10 @@ pub const MAX_BITS: usize = 4096;
 pub enum RsaKeyError {
     TooShort(usize),
     TooLong(usize),
-    /// An even modulus, or an exponent that is 0, even, or over 64 bits.
+    /// A public exponent below 3 or even: with e = 1 the "signature" is the
+    /// padded hash itself, and anyone forges tokens.
+    WeakExponent,
+    /// An even modulus, or an exponent over 64 bits.
     Invalid,
 }
 
@@ -37,6 +40,9 @@ impl std::fmt::Display for RsaKeyError {
         match self {
             RsaKeyError::TooShort(bits) => write!(f, "RSA key of {bits} bits is too short (at least {MIN_BITS})"),
             RsaKeyError::TooLong(bits) => write!(f, "RSA key of {bits} bits is too long (at most {MAX_BITS})"),
+            RsaKeyError::WeakExponent => {
+                f.write_str("RSA public exponent must be odd and at least 3 (a forger could sign with this key)")
+            }
             RsaKeyError::Invalid => f.write_str("not a valid RSA public key"),
         }
     }
@@ -75,10 +81,13 @@ impl RsaKey {
         if bits > MAX_BITS {
             return Err(RsaKeyError::TooLong(bits));
         }
-        if e.is_empty() || e.len() > 8 || e.last().is_some_and(|b| b & 1 == 0) {
+        if e.len() > 8 {
             return Err(RsaKeyError::Invalid);
         }
         let exponent = e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        if exponent < 3 || exponent % 2 == 0 {
+            return Err(RsaKeyError::WeakExponent);
+        }
         let modulus = match n.len() {
             0..=256 => Modulus::Bits2048(Box::new(params(n).ok_or(RsaKeyError::Invalid)?)),
             257..=384 => Modulus::Bits3072(Box::new(params(n).ok_or(RsaKeyError::Invalid)?)),
@@ -376,7 +385,10 @@ mod tests {
         *even.last_mut().unwrap() &= 0xfe;
         assert_eq!(RsaKey::new(&even, &[1, 0, 1]).err(), Some(RsaKeyError::Invalid));
         assert_eq!(RsaKey::new(&n, &[1; 9]).err(), Some(RsaKeyError::Invalid), "exponent over 64 bits");
-        assert_eq!(RsaKey::new(&n, &[2]).err(), Some(RsaKeyError::Invalid), "even exponent");
+        for e in [&[][..], &[0], &[1], &[0, 0, 1], &[2], &[1, 0, 0]] {
+            assert_eq!(RsaKey::new(&n, e).err(), Some(RsaKeyError::WeakExponent), "exponent {e:?}");
+        }
         assert!(RsaKey::new(&n, &[3]).is_ok(), "e = 3");
+        assert!(RsaKey::new(&n, &[0, 1, 0, 1]).is_ok(), "e = 65537 with a leading zero");
     }
 }
