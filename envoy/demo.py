@@ -53,9 +53,9 @@ def plugin_config(public_pem: bytes) -> dict:
                   "pro": {"inherits": ["basic"], "features": ["reports"]},
                   "enterprise": {"inherits": ["pro"], "features": ["sso", "audit"]}},
         "rules": [
-            {"match": {"prefix": "/healthz"}, "license": "none"},
-            {"match": {"prefix": "/api/reports"}, "require": {"all": ["reports"]}},
-            {"match": {"prefix": "/api/admin"}, "require": {"any": ["sso", "audit"]}},
+            {"match": {"path_separated_prefix": "/healthz"}, "license": "none"},
+            {"match": {"path_separated_prefix": "/api/reports"}, "require": {"all": ["reports"]}},
+            {"match": {"path_separated_prefix": "/api/admin"}, "require": {"any": ["sso", "audit"]}},
             {"match": {"prefix": "/api/"}, "require": {"all": ["api"]}},
         ],
         "default": "deny",

@@ -193,6 +193,7 @@ pub(crate) struct RawRule {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawMatch {
     pub prefix: Option<String>,
+    pub path_separated_prefix: Option<String>,
     pub exact: Option<String>,
     pub methods: Option<Vec<String>>,
     pub host: Option<String>,

@@ -1,7 +1,6 @@
 //! The per-request pipeline, independent of the host: pick the route, find
 //! the token, verify it, check features, and say what the host must do.
 
-use std::borrow::Cow;
 use std::rc::Rc;
 
 use crate::cache::Verified;
@@ -10,7 +9,7 @@ use crate::license::{License, LicenseStatus};
 use crate::reason::Reason;
 use crate::request::{HeaderEdit, RequestHeaders};
 use crate::routes::{RouteAction, RouteKey};
-use crate::token_source::{TokenSource, find_token};
+use crate::token_source::{find_token, strip_all};
 
 /// What happened to the request, for stats and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,10 +46,9 @@ pub struct Decision<'c> {
     pub verdict: Verdict,
     /// In dry-run mode, the denial that enforcement would have made.
     pub would_deny: Option<Reason>,
-    /// The configuration that decided, and where the token was found (for
-    /// `strip_token`): what `action` needs to build the header edits.
+    /// The configuration that decided: what `action` needs to build the
+    /// header edits.
     config: &'c Config,
-    source: Option<&'c TokenSource>,
 }
 
 /// Decides one request at `now` (seconds since the epoch). `verify` turns a
@@ -63,19 +61,19 @@ pub fn decide<'c>(
     verify: &mut dyn FnMut(&str, u64) -> Verified,
 ) -> Decision<'c> {
     let key = RouteKey { path: req.path(), method: req.method(), authority: req.authority() };
-    let mut source = None;
     let verdict = match config.routes.action(&key) {
-        RouteAction::Open => Verdict::Open,
-        RouteAction::Deny => denied(Reason::RouteDenied),
-        RouteAction::Require(requirement) => match find_token(&config.sources, req) {
+        // A part a rule needs cannot be read: no rule can be trusted to apply.
+        Err(_) => denied(Reason::InvalidRequest),
+        Ok(RouteAction::Open) => Verdict::Open,
+        Ok(RouteAction::Deny) => denied(Reason::RouteDenied),
+        Ok(RouteAction::Require(requirement)) => match find_token(&config.sources, req) {
             None => denied(Reason::Missing),
             Some(found) => {
-                source = Some(found.source);
                 // Length is checked before any parsing: a huge token costs nothing.
-                let verified = if found.token.len() > config.max_token_bytes {
-                    Err(Reason::Malformed)
-                } else {
-                    verify(&found.token, now)
+                let verified = match found {
+                    Err(reason) => Err(reason),
+                    Ok(token) if token.len() > config.max_token_bytes => Err(Reason::Malformed),
+                    Ok(token) => verify(&token, now),
                 };
                 match verified {
                     Err(reason) => denied(reason),
@@ -95,7 +93,7 @@ pub fn decide<'c>(
         (Verdict::Denied { reason, .. }, Mode::DryRun) => Some(*reason),
         _ => None,
     };
-    Decision { verdict, would_deny, config, source }
+    Decision { verdict, would_deny, config }
 }
 
 impl<'c> Decision<'c> {
@@ -119,17 +117,15 @@ impl<'c> Decision<'c> {
                 if let Some(license) = license {
                     license_headers(&mut edits, config, license, license.status_at(now));
                 }
-                edits.push(HeaderEdit::Set(DRY_RUN_HEADER, Cow::Borrowed(reason.code())));
+                edits.push(HeaderEdit::set_text(DRY_RUN_HEADER, reason.code()));
             }
-            Verdict::Allowed { license, status } => {
-                license_headers(&mut edits, config, license, *status);
-                if config.strip_token
-                    && let Some(source) = self.source
-                {
-                    edits.push(source.strip(req));
-                }
-            }
+            Verdict::Allowed { license, status } => license_headers(&mut edits, config, license, *status),
             Verdict::Open => {}
+        }
+        // Every request that goes upstream loses its token, wherever it
+        // travels and whichever route it takes.
+        if config.strip_token {
+            strip_all(&config.sources, req, &mut edits);
         }
         scrub(&mut edits, config, req);
         Action::Continue(edits)
@@ -142,13 +138,26 @@ fn denied(reason: Reason) -> Verdict {
 
 /// Removes every header the filter owns that the client sent and that this
 /// request does not set anyway (a set replaces the client's values), so a
-/// client cannot forge them. Only the ones present: each edit is a host call.
-fn scrub<'a>(edits: &mut Vec<HeaderEdit<'a>>, config: &'a Config, req: &RequestHeaders) {
+/// client cannot forge them; and their underscore twins (`x_license_tenant`),
+/// which CGI-style upstreams read as the same `HTTP_X_LICENSE_TENANT`. Only
+/// the ones present: each edit is a host call.
+fn scrub<'a>(edits: &mut Vec<HeaderEdit<'a>>, config: &'a Config, req: &'a RequestHeaders) {
     let mut at = 0;
     for owned in config.owned_headers() {
         let set_here = edits.iter().any(|e| matches!(e, HeaderEdit::Set(name, _) if *name == owned));
         if !set_here && req.has(owned) {
             edits.insert(at, HeaderEdit::Remove(owned));
+            at += 1;
+        }
+    }
+    for name in req.names().filter(|n| n.contains('_')) {
+        let twin = |owned: &str| {
+            owned.len() == name.len()
+                && owned.bytes().zip(name.bytes()).all(|(o, n)| o == n.to_ascii_lowercase() || (o == b'-' && n == b'_'))
+        };
+        let listed = edits.iter().any(|e| matches!(e, HeaderEdit::Remove(n) if *n == name));
+        if !listed && config.owned_headers().any(twin) {
+            edits.insert(at, HeaderEdit::Remove(name));
             at += 1;
         }
     }
@@ -163,10 +172,10 @@ fn license_headers<'a>(
     // The status, the forwarded headers, and room for the token strip or
     // the dry-run header: one allocation.
     edits.reserve(config.forward.len() + 2);
-    edits.push(HeaderEdit::Set(STATUS_HEADER, Cow::Borrowed(status.as_str())));
+    edits.push(HeaderEdit::set_text(STATUS_HEADER, status.as_str()));
     for (fwd, value) in config.forward.iter().zip(&license.forwarded) {
         if let Some(value) = value {
-            edits.push(HeaderEdit::Set(&fwd.header, Cow::Borrowed(value)));
+            edits.push(HeaderEdit::set_text(&fwd.header, value));
         }
     }
 }

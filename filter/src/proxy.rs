@@ -12,7 +12,7 @@ use proxy_wasm::types::{Action as HostAction, BufferType, ContextType, LogLevel,
 use crate::cache::SharedStore;
 use crate::config::Config;
 use crate::decision::{Action, Decision, Verdict, decide};
-use crate::request::{HeaderEdit, RequestHeaders};
+use crate::request::{HeaderEdit, RequestHeaders, decode_header_map};
 use crate::stats::{Counter, REMAINING_VALIDITY, Trace, counted, remaining_validity};
 use crate::verify::Verifier;
 
@@ -124,7 +124,9 @@ impl Context for Gate {}
 
 impl HttpContext for Gate {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> HostAction {
-        let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        // Headers that cannot be fetched or decoded are no headers: every
+        // rule that needs a part of them then fails closed.
+        let headers = request_header_map().and_then(|wire| decode_header_map(&wire)).unwrap_or_default();
         let req = RequestHeaders::new(headers);
         let config = &self.shared.config;
         let now = now_seconds();
@@ -157,7 +159,11 @@ impl Gate {
         if let Some(reason) = decision.would_deny {
             log(
                 LogLevel::Info,
-                &format!("license-gate: dry_run: would deny {} {}: {reason}", req.method(), req.path()),
+                &format!(
+                    "license-gate: dry_run: would deny {} {}: {reason}",
+                    req.method().unwrap_or("-"),
+                    req.path().unwrap_or("(unreadable path)")
+                ),
             );
         }
         // Envoy stores these as filter state `wasm.license_gate.*`, which its
@@ -195,7 +201,10 @@ fn apply(action: Action) -> HostAction {
                 let _ = match edit {
                     HeaderEdit::Remove(name) => hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None),
                     HeaderEdit::Set(name, value) => {
-                        hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(&value))
+                        hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, Some(&value))
+                    }
+                    HeaderEdit::Add(name, value) => {
+                        hostcalls::add_map_value_bytes(MapType::HttpRequestHeaders, name, &value)
                     }
                 };
             }
@@ -205,6 +214,32 @@ fn apply(action: Action) -> HostAction {
             let headers: Vec<(&str, &str)> = resp.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
             let _ = hostcalls::send_http_response(resp.status, headers, Some(resp.body.as_bytes()));
             HostAction::Pause
+        }
+    }
+}
+
+/// The request header map in wire format, straight from the host (see
+/// [`decode_header_map`] for why not the SDK's `get_map_bytes`).
+#[allow(unsafe_code)]
+fn request_header_map() -> Option<Vec<u8>> {
+    use proxy_wasm::types::Status;
+
+    #[link(wasm_import_module = "env")]
+    unsafe extern "C" {
+        fn proxy_get_header_map_pairs(map_type: MapType, return_data: *mut *mut u8, return_size: *mut usize) -> Status;
+    }
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host fills `data` with a buffer of `size` bytes that it
+    // obtained from the SDK's `proxy_on_memory_allocate` (a boxed slice of
+    // exactly `size` bytes, allocated by this module's allocator) and hands
+    // over to us; we take ownership of it once, as the SDK's own
+    // `get_map_bytes` does.
+    unsafe {
+        match proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut data, &mut size) {
+            Status::Ok if data.is_null() => Some(Vec::new()),
+            Status::Ok => Some(Vec::from_raw_parts(data, size, size)),
+            _ => None,
         }
     }
 }

@@ -29,10 +29,13 @@ pub enum Reason {
     FeatureMissing,
     /// The route is closed to everyone (`"license": "deny"` or `"default": "deny"`).
     RouteDenied,
+    /// A request part a rule needs (path, host, method) cannot be read: the
+    /// filter cannot tell which rule applies, so it applies none.
+    InvalidRequest,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::Missing,
         Reason::Malformed,
         Reason::AlgNotAllowed,
@@ -44,6 +47,7 @@ impl Reason {
         Reason::Expired,
         Reason::FeatureMissing,
         Reason::RouteDenied,
+        Reason::InvalidRequest,
     ];
 
     pub fn code(self) -> &'static str {
@@ -59,6 +63,7 @@ impl Reason {
             Reason::Expired => "expired",
             Reason::FeatureMissing => "feature_missing",
             Reason::RouteDenied => "route_denied",
+            Reason::InvalidRequest => "invalid_request",
         }
     }
 
@@ -71,6 +76,7 @@ impl Reason {
     pub fn status(self) -> u32 {
         match self {
             Reason::FeatureMissing | Reason::RouteDenied => 403,
+            Reason::InvalidRequest => 400,
             _ => 401,
         }
     }
@@ -89,6 +95,7 @@ impl Reason {
             Reason::Expired => "the license has expired",
             Reason::FeatureMissing => "the license does not grant the features this route requires",
             Reason::RouteDenied => "this route is closed",
+            Reason::InvalidRequest => "the request's path, host or method cannot be read",
         }
     }
 
@@ -131,5 +138,7 @@ mod tests {
         assert_eq!(Reason::FeatureMissing.status(), 403);
         assert_eq!(Reason::FeatureMissing.bearer_error(), None);
         assert_eq!(Reason::RouteDenied.status(), 403);
+        assert_eq!(Reason::InvalidRequest.status(), 400);
+        assert_eq!(Reason::InvalidRequest.bearer_error(), None);
     }
 }

@@ -1,7 +1,13 @@
 //! Rules: which routes need a license, and which features they need.
 //! First matching rule wins; `default` applies when none matches.
+//!
+//! A rule reads only the request parts it names. When one of those is
+//! unreadable (a path that is not text, a host that is not a host name),
+//! matching stops there with [`Unreadable`]: the filter cannot tell whether
+//! the rule applies, so it must not fall through to a later, laxer one.
 
 use crate::config::{ConfigError, DefaultAction, LicenseMode, RawRule};
+use crate::request::{Readable, Unreadable};
 
 /// What a route asks of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,10 +47,16 @@ impl Requirement {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum PathMatch {
     Any,
+    /// Envoy's `prefix`: a plain string prefix (`/healthz` matches `/healthzadmin`).
     Prefix(String),
+    /// Envoy's `path_separated_prefix`: the prefix is the whole path or is
+    /// followed by `/` (`/healthz` matches `/healthz/live`, not `/healthzadmin`).
+    SeparatedPrefix(String),
     Exact(String),
 }
 
+/// Host names are compared in canonical form: lower case (ASCII), no
+/// port, no trailing dot (see [`canonical_host`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum HostMatch {
     Exact(String),
@@ -60,14 +72,14 @@ struct Rule {
     action: RouteAction,
 }
 
-/// The request attributes rules look at.
+/// The request attributes rules look at, each as text or unreadable.
 #[derive(Debug, Clone, Copy)]
 pub struct RouteKey<'a> {
     /// `:path` without its query string.
-    pub path: &'a str,
-    pub method: &'a str,
+    pub path: Readable<'a>,
+    pub method: Readable<'a>,
     /// `:authority`, possibly with a port.
-    pub authority: &'a str,
+    pub authority: Readable<'a>,
 }
 
 #[derive(Debug)]
@@ -88,54 +100,108 @@ impl RouteTable {
         Ok(RouteTable { rules, default })
     }
 
-    pub fn action(&self, key: &RouteKey<'_>) -> &RouteAction {
-        let host = host_without_port(key.authority);
-        self.rules.iter().find(|r| r.matches(key.path, key.method, host)).map_or(&self.default, |r| &r.action)
+    /// The action of the first rule that matches, or the default; an error
+    /// when a rule needs a request part that cannot be read.
+    pub fn action(&self, key: &RouteKey<'_>) -> Result<&RouteAction, Unreadable> {
+        let host = key.authority.and_then(canonical_host);
+        for rule in &self.rules {
+            if rule.matches(key, host)? {
+                return Ok(&rule.action);
+            }
+        }
+        Ok(&self.default)
     }
 }
 
 impl Rule {
-    fn matches(&self, path: &str, method: &str, host: &str) -> bool {
+    /// Method first: a rule for other methods needs nothing else of the request.
+    fn matches(&self, key: &RouteKey<'_>, host: Readable<'_>) -> Result<bool, Unreadable> {
+        if let Some(methods) = &self.methods {
+            let method = key.method?;
+            if !methods.iter().any(|m| m.eq_ignore_ascii_case(method)) {
+                return Ok(false);
+            }
+        }
         let path_ok = match &self.path {
             PathMatch::Any => true,
-            PathMatch::Prefix(p) => path.starts_with(p.as_str()),
-            PathMatch::Exact(p) => path == p,
+            PathMatch::Prefix(p) => key.path?.starts_with(p.as_str()),
+            PathMatch::SeparatedPrefix(p) => {
+                key.path?.strip_prefix(p.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            }
+            PathMatch::Exact(p) => key.path? == p,
         };
-        let method_ok = self.methods.as_ref().is_none_or(|ms| ms.iter().any(|m| m.eq_ignore_ascii_case(method)));
-        let host_ok = match &self.host {
+        if !path_ok {
+            return Ok(false);
+        }
+        Ok(match &self.host {
             None => true,
-            Some(HostMatch::Exact(h)) => h.eq_ignore_ascii_case(host),
+            Some(HostMatch::Exact(h)) => h.eq_ignore_ascii_case(host?),
             Some(HostMatch::Suffix(s)) => {
+                let host = host?;
                 host.len() > s.len() && host.get(host.len() - s.len()..).is_some_and(|t| t.eq_ignore_ascii_case(s))
             }
-        };
-        path_ok && method_ok && host_ok
+        })
     }
 }
 
-/// `example.com:8080` -> `example.com`; `[::1]:80` -> `[::1]`.
-fn host_without_port(authority: &str) -> &str {
-    if authority.starts_with('[') {
-        return match authority.find(']') {
-            Some(end) => &authority[..=end],
-            None => authority,
-        };
+/// The host name of an authority, for comparison without regard to ASCII
+/// case: the port and one trailing dot (`example.com.`, the absolute form
+/// of the same name) dropped. Anything that is not a plain host name, an
+/// IPv4 address or a bracketed IPv6 literal, with an optional numeric port,
+/// is unreadable: user info (`user@host`), two ports (`a:80:80`), a list
+/// (`a,b`, as two Host headers merge), empty labels, any other character.
+pub fn canonical_host(authority: &str) -> Readable<'_> {
+    const UNREADABLE: Unreadable = Unreadable(":authority");
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (inner, after) = rest.split_once(']').ok_or(UNREADABLE)?;
+            if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+                return Err(UNREADABLE);
+            }
+            let port = match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':').ok_or(UNREADABLE)?),
+            };
+            (authority.get(..inner.len() + 2).ok_or(UNREADABLE)?, port)
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if let Some(port) = port
+        && (port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(UNREADABLE);
     }
-    match authority.rfind(':') {
-        Some(i) if authority[i + 1..].bytes().all(|b| b.is_ascii_digit()) => &authority[..i],
-        _ => authority,
+    if host.starts_with('[') {
+        return Ok(host);
     }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let label_ok = |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if name.split('.').all(label_ok) { Ok(name) } else { Err(UNREADABLE) }
 }
 
 fn compile_rule(field: &str, raw: &RawRule) -> Result<Rule, ConfigError> {
     let m = &raw.matcher;
-    let path = match (&m.prefix, &m.exact) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::new(format!("{field}.match"), "give prefix or exact, not both"));
+    let path = match (&m.prefix, &m.path_separated_prefix, &m.exact) {
+        (Some(p), None, None) => PathMatch::Prefix(check_path(&format!("{field}.match.prefix"), p)?),
+        (None, Some(p), None) => {
+            let f = format!("{field}.match.path_separated_prefix");
+            let p = check_path(&f, p)?;
+            if p.ends_with('/') {
+                return Err(ConfigError::new(f, "must not end with \"/\" (it matches the segment boundary itself)"));
+            }
+            PathMatch::SeparatedPrefix(p)
         }
-        (Some(p), None) => PathMatch::Prefix(check_path(&format!("{field}.match.prefix"), p)?),
-        (None, Some(p)) => PathMatch::Exact(check_path(&format!("{field}.match.exact"), p)?),
-        (None, None) => PathMatch::Any,
+        (None, None, Some(p)) => PathMatch::Exact(check_path(&format!("{field}.match.exact"), p)?),
+        (None, None, None) => PathMatch::Any,
+        _ => {
+            return Err(ConfigError::new(
+                format!("{field}.match"),
+                "give one of prefix, path_separated_prefix or exact",
+            ));
+        }
     };
     let methods = match &m.methods {
         None => None,
@@ -157,16 +223,7 @@ fn compile_rule(field: &str, raw: &RawRule) -> Result<Rule, ConfigError> {
     };
     let host = match &m.host {
         None => None,
-        Some(h) if h.is_empty() || h.contains(':') || h.contains('/') => {
-            return Err(ConfigError::new(format!("{field}.match.host"), "a host name without port or path"));
-        }
-        Some(h) => Some(match h.strip_prefix('*') {
-            Some(suffix) if suffix.starts_with('.') => HostMatch::Suffix(suffix.to_string()),
-            Some(_) => {
-                return Err(ConfigError::new(format!("{field}.match.host"), "a wildcard must be \"*.domain\""));
-            }
-            None => HostMatch::Exact(h.clone()),
-        }),
+        Some(h) => Some(compile_host(&format!("{field}.match.host"), h)?),
     };
     let action = match (raw.license.unwrap_or(LicenseMode::Required), &raw.require) {
         (LicenseMode::Required, None) => RouteAction::Require(Requirement::default()),
@@ -187,6 +244,21 @@ fn compile_rule(field: &str, raw: &RawRule) -> Result<Rule, ConfigError> {
         }
     };
     Ok(Rule { path, methods, host, action })
+}
+
+/// A host rule in canonical form (lower case, no trailing dot), so that it
+/// compares with [`canonical_host`] of the request.
+fn compile_host(field: &str, host: &str) -> Result<HostMatch, ConfigError> {
+    let (wildcard, name) = match host.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None if host.contains('*') => return Err(ConfigError::new(field, "a wildcard must be \"*.domain\"")),
+        None => (false, host),
+    };
+    let canonical = match canonical_host(name) {
+        Ok(c) if !name.contains(':') && !name.starts_with('[') => c.to_ascii_lowercase(),
+        _ => return Err(ConfigError::new(field, "a host name without port or path")),
+    };
+    Ok(if wildcard { HostMatch::Suffix(format!(".{canonical}")) } else { HostMatch::Exact(canonical) })
 }
 
 fn check_path(field: &str, path: &str) -> Result<String, ConfigError> {
@@ -237,33 +309,100 @@ mod tests {
                 {"match":{"prefix":"/api/"}}]"#,
             DefaultAction::Deny,
         );
-        let cases: [(&str, &str, &str, RouteAction); 10] = [
+        let cases: [(&str, &str, &str, RouteAction); 14] = [
             ("/healthz", "GET", "a", RouteAction::Open),
             ("/api/reports/1", "GET", "a", req(&["reports"], &[])),
             ("/api/reports/1", "get", "a", req(&["reports"], &[])),
             ("/api/reports/1", "POST", "a", req(&[], &[])),
             ("/api/admin", "GET", "admin.example.com:8443", req(&[], &["sso", "audit"])),
             ("/api/admin", "GET", "ADMIN.example.com", req(&[], &["sso", "audit"])),
+            ("/api/admin", "GET", "admin.example.com.", req(&[], &["sso", "audit"])),
+            ("/api/admin", "GET", "Admin.Example.COM.:443", req(&[], &["sso", "audit"])),
             ("/api/admin", "GET", "other.example.com", req(&[], &[])),
             ("/x", "GET", "db.internal.example.com", RouteAction::Deny),
+            ("/x", "GET", "DB.internal.example.com.", RouteAction::Deny),
             ("/x", "GET", "internal.example.com", RouteAction::Deny),
+            ("/x", "GET", "internal.example.com.:80", RouteAction::Deny),
             ("/API/x", "GET", "a", RouteAction::Deny),
         ];
         for (path, method, authority, want) in cases {
-            assert_eq!(table_action(&t, path, method, authority), want, "{method} {authority}{path}");
+            assert_eq!(table_action(&t, path, method, authority), Ok(want), "{method} {authority}{path}");
         }
     }
 
-    fn table_action(t: &RouteTable, path: &str, method: &str, authority: &str) -> RouteAction {
-        t.action(&RouteKey { path, method, authority }).clone()
+    fn table_action(t: &RouteTable, path: &str, method: &str, authority: &str) -> Result<RouteAction, Unreadable> {
+        t.action(&RouteKey { path: Ok(path), method: Ok(method), authority: Ok(authority) }).cloned()
     }
 
     #[test]
-    fn ports_and_ipv6() {
-        assert_eq!(host_without_port("a.example.com:80"), "a.example.com");
-        assert_eq!(host_without_port("a.example.com"), "a.example.com");
-        assert_eq!(host_without_port("[::1]:10000"), "[::1]");
-        assert_eq!(host_without_port("[::1]"), "[::1]");
+    fn separated_prefix_matches_whole_segments() {
+        let t = table(r#"[{"match":{"path_separated_prefix":"/healthz"},"license":"none"}]"#, DefaultAction::Deny);
+        for (path, want) in [
+            ("/healthz", RouteAction::Open),
+            ("/healthz/live", RouteAction::Open),
+            ("/healthzadmin/secret", RouteAction::Deny),
+            ("/healthz.json", RouteAction::Deny),
+            ("/health", RouteAction::Deny),
+        ] {
+            assert_eq!(table_action(&t, path, "GET", "a"), Ok(want), "{path}");
+        }
+        // Envoy's plain prefix keeps its string meaning.
+        let t = table(r#"[{"match":{"prefix":"/healthz"},"license":"none"}]"#, DefaultAction::Deny);
+        assert_eq!(table_action(&t, "/healthzadmin/secret", "GET", "a"), Ok(RouteAction::Open));
+    }
+
+    #[test]
+    fn unreadable_parts_stop_matching() {
+        let t = table(
+            r#"[{"match":{"prefix":"/open","methods":["POST"]},"license":"none"},
+                {"match":{"host":"internal.example.com"},"license":"deny"},
+                {"match":{"prefix":"/api/admin"},"license":"deny"}]"#,
+            DefaultAction::Allow,
+        );
+        let key = |path, authority| RouteKey { path, method: Ok("GET"), authority };
+        let host = Unreadable(":authority");
+        let path = Unreadable(":path");
+        // The host rule cannot be decided: never fall through to the open default.
+        assert_eq!(t.action(&key(Ok("/x"), Ok("a:80:80"))).cloned(), Err(host));
+        assert_eq!(t.action(&key(Ok("/x"), Err(host))).cloned(), Err(host));
+        assert_eq!(t.action(&key(Err(path), Ok("a.example.com"))).cloned(), Err(path));
+        // A rule for other methods needs nothing else; a decided rule stops the search.
+        assert_eq!(t.action(&key(Err(path), Ok("internal.example.com"))).cloned(), Ok(RouteAction::Deny));
+        // Parts no rule reads may be unreadable.
+        let open = table(r#"[{"match":{"methods":["GET"]},"license":"none"}]"#, DefaultAction::Deny);
+        assert_eq!(open.action(&key(Err(path), Err(host))).cloned(), Ok(RouteAction::Open));
+    }
+
+    #[rustfmt::skip]
+    #[test]
+    fn canonical_hosts() {
+        let cases: [(&str, Option<&str>); 22] = [
+            ("a.example.com",          Some("a.example.com")),
+            ("A.Example.com:80",       Some("A.Example.com")),
+            ("a.example.com.",         Some("a.example.com")),
+            ("a.example.com.:8443",    Some("a.example.com")),
+            ("10.0.0.1:80",            Some("10.0.0.1")),
+            ("[::1]:10000",            Some("[::1]")),
+            ("[::1]",                  Some("[::1]")),
+            ("[::ffff:10.0.0.1]",      Some("[::ffff:10.0.0.1]")),
+            ("a_b.example.com",        Some("a_b.example.com")),
+            ("a:80:80",                None),
+            ("user@a.example.com",     None),
+            ("a.example.com,b.example.com", None),
+            ("a.example.com, a.example.com", None),
+            ("a.example.com..",        None),
+            (".a.example.com",         None),
+            ("a..example.com",         None),
+            ("a.example.com:",         None),
+            ("a.example.com:x80",      None),
+            ("a.example.com:123456",   None),
+            ("",                       None),
+            ("[::1]x",                 None),
+            ("a b.example.com",        None),
+        ];
+        for (authority, want) in cases {
+            assert_eq!(canonical_host(authority).ok(), want, "{authority:?}");
+        }
     }
 
     #[test]
@@ -278,7 +417,16 @@ mod tests {
     #[test]
     fn rule_errors() {
         let cases = [
-            (r#"[{"match":{"prefix":"/a","exact":"/a"}}]"#, "rules[0].match: give prefix or exact, not both"),
+            (
+                r#"[{"match":{"prefix":"/a","exact":"/a"}}]"#,
+                "rules[0].match: give one of prefix, path_separated_prefix or exact",
+            ),
+            (
+                r#"[{"match":{"path_separated_prefix":"/a/"}}]"#,
+                "rules[0].match.path_separated_prefix: must not end with \"/\" (it matches the segment boundary itself)",
+            ),
+            (r#"[{"match":{"host":"a.*.com"}}]"#, "rules[0].match.host: a wildcard must be \"*.domain\""),
+            (r#"[{"match":{"host":"user@a.com"}}]"#, "rules[0].match.host: a host name without port or path"),
             (r#"[{"match":{"prefix":"a"}}]"#, "rules[0].match.prefix: must start with \"/\""),
             (r#"[{"match":{"methods":[]}}]"#, "rules[0].match.methods: must not be empty"),
             (r#"[{"match":{"host":"a:80"}}]"#, "rules[0].match.host: a host name without port or path"),

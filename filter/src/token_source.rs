@@ -1,10 +1,17 @@
 //! Where the license token travels: a header (with an optional scheme prefix),
 //! a query parameter or a cookie. Sources are tried in the configured order;
 //! the first one that carries a token wins.
+//!
+//! A source that carries something the filter cannot use as one token (bytes
+//! that are not text, or two different tokens) yields `malformed`: it never
+//! falls through to the next source, and is never read as something else.
+//! Stripping (`forward.strip_token`) removes what every source carries and
+//! leaves every other byte of the request as it was.
 
 use std::borrow::Cow;
 
 use crate::config::{ConfigError, RawTokenSource, is_header_name};
+use crate::reason::Reason;
 use crate::request::{HeaderEdit, RequestHeaders};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,13 +21,10 @@ pub enum TokenSource {
     Cookie { name: String },
 }
 
-/// A token as found, and where, so that it can be stripped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FoundToken<'c, 'r> {
-    /// Borrowed from the request unless it had to be percent-decoded.
-    pub token: Cow<'r, str>,
-    pub source: &'c TokenSource,
-}
+/// A token as found: borrowed from the request unless it had to be
+/// percent-decoded; `Err(Malformed)` when the source carries something
+/// unusable.
+pub type Found<'r> = Result<Cow<'r, str>, Reason>;
 
 impl TokenSource {
     /// `authorization: Bearer <token>`, then `x-license: <token>`.
@@ -59,92 +63,234 @@ impl TokenSource {
         Ok(source)
     }
 
-    /// The raw token this source carries in the request, if any. An empty
-    /// value, or a header with another scheme (`Basic …`), carries none.
-    fn extract<'r>(&self, req: &'r RequestHeaders) -> Option<Cow<'r, str>> {
-        let token: Cow<'r, str> = match self {
-            TokenSource::Header { name, prefix } => {
-                let value = req.get(name)?;
-                match prefix {
-                    None => value.trim(),
-                    // The scheme is case-insensitive (RFC 9110 §11.1).
-                    Some(p) => value
-                        .get(..p.len())
-                        .filter(|head| head.eq_ignore_ascii_case(p))
-                        .and_then(|_| value.get(p.len()..))?
-                        .trim(),
-                }
-                .into()
-            }
-            TokenSource::Query { name } => query_param(req.path_and_query(), name)?,
-            TokenSource::Cookie { name } => req.all("cookie").flat_map(cookie_pairs).find(|(n, _)| n == name)?.1.into(),
+    /// What this source carries: `None` when nothing (an empty value, or a
+    /// header with another scheme such as `Basic …`), else the one token.
+    fn extract<'r>(&self, req: &'r RequestHeaders) -> Option<Found<'r>> {
+        let mut found: Option<Found<'r>> = None;
+        let mut consider = |candidate: Found<'r>| {
+            found = Some(match (found.take(), candidate) {
+                (None, c) => c,
+                // The same token twice is one token; two different ones are
+                // ambiguous (the upstream might read the other).
+                (Some(Ok(a)), Ok(b)) if a == b => Ok(a),
+                _ => Err(Reason::Malformed),
+            });
         };
-        (!token.is_empty()).then_some(token)
-    }
-
-    /// The edit that removes this source's token from the request.
-    pub fn strip<'a>(&'a self, req: &RequestHeaders) -> HeaderEdit<'a> {
         match self {
-            TokenSource::Header { name, .. } => HeaderEdit::Remove(name),
+            TokenSource::Header { name, prefix } => {
+                for value in req.values(name) {
+                    if let Some(token) = header_token(value_bytes(value), prefix.as_deref()) {
+                        consider(text(Cow::Borrowed(token)));
+                    }
+                }
+            }
             TokenSource::Query { name } => {
-                let full = req.path_and_query();
-                let (path, query) = full.split_once('?').unwrap_or((full, ""));
-                let kept: Vec<&str> = query
-                    .split('&')
-                    .filter(|pair| !pair.is_empty() && percent_decode(pair.split('=').next().unwrap_or("")) != *name)
-                    .collect();
-                let new = if kept.is_empty() { path.to_string() } else { format!("{path}?{}", kept.join("&")) };
-                HeaderEdit::Set(":path", new.into())
+                for (key, value) in query_pairs(req) {
+                    if percent_decode(key) == name.as_bytes() && !value.is_empty() {
+                        consider(text(percent_decode(value)));
+                    }
+                }
             }
             TokenSource::Cookie { name } => {
-                let kept: Vec<String> = req
-                    .all("cookie")
-                    .flat_map(cookie_pairs)
-                    .filter(|(n, _)| n != name)
-                    .map(|(n, v)| format!("{n}={v}"))
-                    .collect();
-                if kept.is_empty() {
-                    HeaderEdit::Remove("cookie")
-                } else {
-                    HeaderEdit::Set("cookie", kept.join("; ").into())
+                for header in req.values("cookie") {
+                    for (cookie, value) in cookies(value_bytes(header)) {
+                        if cookie == name.as_bytes() && !value.is_empty() {
+                            consider(text(Cow::Borrowed(value)));
+                        }
+                    }
                 }
             }
+        }
+        found
+    }
+
+    /// Whether a value of this source's header carries a token for it.
+    fn carried_by(&self, header_value: &[u8]) -> bool {
+        match self {
+            TokenSource::Header { prefix, .. } => header_token(header_value, prefix.as_deref()).is_some(),
+            _ => false,
         }
     }
 }
 
 /// Tries the sources in order; the first that carries a token wins.
-pub fn find_token<'c, 'r>(sources: &'c [TokenSource], req: &'r RequestHeaders) -> Option<FoundToken<'c, 'r>> {
-    sources.iter().find_map(|source| source.extract(req).map(|token| FoundToken { token, source }))
+pub fn find_token<'r>(sources: &[TokenSource], req: &'r RequestHeaders) -> Option<Found<'r>> {
+    sources.iter().find_map(|source| source.extract(req))
 }
 
-fn query_param<'r>(path_and_query: &'r str, name: &str) -> Option<Cow<'r, str>> {
-    let (_, query) = path_and_query.split_once('?')?;
-    let query = query.split('#').next().unwrap_or("");
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k) == name).then(|| percent_decode(v))
+/// Adds the edits that remove whatever any source carries from the request:
+/// token headers (values with another scheme stay), query parameters and
+/// cookies of the sources' names. Everything else is kept byte for byte.
+pub fn strip_all<'a>(sources: &'a [TokenSource], req: &'a RequestHeaders, edits: &mut Vec<HeaderEdit<'a>>) {
+    for (i, source) in sources.iter().enumerate() {
+        let TokenSource::Header { name, .. } = source else { continue };
+        // Each header once, whichever sources share it.
+        if sources.get(..i).is_some_and(|before| before.iter().any(|s| header_name(s) == Some(name))) {
+            continue;
+        }
+        let on_header = || sources.iter().filter(|s| header_name(s) == Some(name));
+        let total = req.values(name).count();
+        let kept: Vec<&[u8]> =
+            req.values(name).map(value_bytes).filter(|v| !on_header().any(|s| s.carried_by(v))).collect();
+        if kept.len() < total {
+            edits.push(HeaderEdit::Remove(name));
+            edits.extend(kept.into_iter().map(|v| HeaderEdit::Add(name, Cow::Borrowed(v))));
+        }
+    }
+    let query_names: Vec<&[u8]> = sources
+        .iter()
+        .filter_map(|s| match s {
+            TokenSource::Query { name } => Some(name.as_bytes()),
+            _ => None,
+        })
+        .collect();
+    if !query_names.is_empty()
+        && let Some(path) = strip_query(req, &query_names)
+    {
+        edits.push(HeaderEdit::Set(":path", Cow::Owned(path)));
+    }
+    let cookie_names: Vec<&[u8]> = sources
+        .iter()
+        .filter_map(|s| match s {
+            TokenSource::Cookie { name } => Some(name.as_bytes()),
+            _ => None,
+        })
+        .collect();
+    if !cookie_names.is_empty() {
+        strip_cookies(req, &cookie_names, edits);
+    }
+}
+
+fn header_name(source: &TokenSource) -> Option<&String> {
+    match source {
+        TokenSource::Header { name, .. } => Some(name),
+        _ => None,
+    }
+}
+
+fn value_bytes<'r>(value: Result<&'r str, &'r [u8]>) -> &'r [u8] {
+    value.map_or_else(|b| b, str::as_bytes)
+}
+
+/// A token must be text; bytes that are not make the source's token malformed.
+fn text(bytes: Cow<'_, [u8]>) -> Found<'_> {
+    match bytes {
+        Cow::Borrowed(b) => std::str::from_utf8(b).map(Cow::Borrowed).map_err(|_| Reason::Malformed),
+        Cow::Owned(b) => String::from_utf8(b).map(Cow::Owned).map_err(|_| Reason::Malformed),
+    }
+}
+
+/// The token in one header value: after the scheme prefix (matched without
+/// regard to case, RFC 9110 §11.1) when there is one, trimmed; `None` when
+/// the value has another scheme or nothing after it.
+fn header_token<'v>(value: &'v [u8], prefix: Option<&str>) -> Option<&'v [u8]> {
+    let rest = match prefix {
+        None => value,
+        Some(p) => {
+            let head = value.get(..p.len())?;
+            if !head.eq_ignore_ascii_case(p.as_bytes()) {
+                return None;
+            }
+            value.get(p.len()..)?
+        }
+    };
+    let token = rest.trim_ascii();
+    (!token.is_empty()).then_some(token)
+}
+
+/// The query string of `:path` (after `?`, up to a `#`), if any.
+fn query(req: &RequestHeaders) -> Option<&[u8]> {
+    let full = req.path_and_query().ok()?;
+    let start = full.iter().position(|b| *b == b'?')? + 1;
+    let rest = full.get(start..)?;
+    let end = rest.iter().position(|b| *b == b'#').unwrap_or(rest.len());
+    rest.get(..end)
+}
+
+/// `name=value` pairs of the query, raw (a pair without `=` has an empty value).
+fn query_pairs(req: &RequestHeaders) -> impl Iterator<Item = (&[u8], &[u8])> {
+    query(req).into_iter().flat_map(|q| q.split(|b| *b == b'&')).map(|pair| {
+        match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (pair.get(..i).unwrap_or_default(), pair.get(i + 1..).unwrap_or_default()),
+            None => (pair, &[][..]),
+        }
     })
 }
 
-fn cookie_pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
-    header.split(';').filter_map(|c| {
-        let (n, v) = c.trim().split_once('=')?;
-        Some((n.trim(), v.trim().trim_matches('"')))
+/// `:path` with every parameter of these names gone, the rest as sent;
+/// `None` when there was none to remove.
+fn strip_query(req: &RequestHeaders, names: &[&[u8]]) -> Option<Vec<u8>> {
+    let full = req.path_and_query().ok()?;
+    let q = full.iter().position(|b| *b == b'?')?;
+    let (path, rest) = full.split_at(q);
+    let rest = rest.get(1..).unwrap_or_default();
+    let end = rest.iter().position(|b| *b == b'#').unwrap_or(rest.len());
+    let (query, fragment) = rest.split_at(end);
+    let is_token = |pair: &&[u8]| {
+        let key = pair.split(|b| *b == b'=').next().unwrap_or_default();
+        names.iter().any(|n| percent_decode(key) == *n)
+    };
+    if !query.split(|b| *b == b'&').any(|p| is_token(&p)) {
+        return None;
+    }
+    let kept: Vec<&[u8]> = query.split(|b| *b == b'&').filter(|p| !is_token(p)).collect();
+    let mut out = path.to_vec();
+    if !kept.is_empty() {
+        out.push(b'?');
+        out.extend_from_slice(&kept.join(&b'&'));
+    }
+    out.extend_from_slice(fragment);
+    Some(out)
+}
+
+/// The cookies of one `cookie` header: name and value, trimmed, the value
+/// without its surrounding double quotes (RFC 6265 §4.1.1).
+fn cookies(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    header.split(|b| *b == b';').filter_map(|c| {
+        let i = c.iter().position(|b| *b == b'=')?;
+        let name = c.get(..i)?.trim_ascii();
+        let value = c.get(i + 1..)?.trim_ascii();
+        let value = match value {
+            [b'"', inner @ .., b'"'] => inner,
+            v => v,
+        };
+        Some((name, value))
     })
+}
+
+/// Removes the cookies of these names from every `cookie` header, keeping
+/// every other cookie byte for byte (quotes, spacing); a header left with
+/// no cookie is dropped.
+fn strip_cookies<'a>(req: &'a RequestHeaders, names: &[&[u8]], edits: &mut Vec<HeaderEdit<'a>>) {
+    let is_token = |segment: &[u8]| {
+        let name = segment.split(|b| *b == b'=').next().unwrap_or_default().trim_ascii();
+        segment.contains(&b'=') && names.contains(&name)
+    };
+    let headers: Vec<&[u8]> = req.values("cookie").map(value_bytes).collect();
+    if !headers.iter().any(|h| h.split(|b| *b == b';').any(is_token)) {
+        return;
+    }
+    edits.push(HeaderEdit::Remove("cookie"));
+    for header in headers {
+        let kept: Vec<&[u8]> = header.split(|b| *b == b';').filter(|s| !is_token(s)).collect();
+        let joined = kept.join(&b';');
+        let value = joined.trim_ascii_start();
+        if !value.trim_ascii().is_empty() {
+            edits.push(HeaderEdit::Add("cookie", Cow::Owned(value.to_vec())));
+        }
+    }
 }
 
 /// `%XX` and `+` decoding for query components; invalid escapes stay as they
 /// are. Borrows when there is nothing to decode (the usual case).
-fn percent_decode(s: &str) -> Cow<'_, str> {
-    if !s.contains(['%', '+']) {
+fn percent_decode(s: &[u8]) -> Cow<'_, [u8]> {
+    if !s.iter().any(|b| matches!(b, b'%' | b'+')) {
         return Cow::Borrowed(s);
     }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
+    let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let hex = |j: usize| bytes.get(j).and_then(|c| (*c as char).to_digit(16));
+    while let Some(&b) = s.get(i) {
+        let hex = |j: usize| s.get(j).and_then(|c| (*c as char).to_digit(16));
         match (b, hex(i + 1), hex(i + 2)) {
             (b'%', Some(hi), Some(lo)) => {
                 out.push((hi * 16 + lo) as u8);
@@ -160,15 +306,15 @@ fn percent_decode(s: &str) -> Cow<'_, str> {
             }
         }
     }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&str, &str)]) -> RequestHeaders {
-        RequestHeaders::new(pairs.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())).collect())
+    fn headers(pairs: &[(&str, &[u8])]) -> RequestHeaders {
+        RequestHeaders::new(pairs.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect())
     }
 
     fn all_sources() -> Vec<TokenSource> {
@@ -180,40 +326,88 @@ mod tests {
         ]
     }
 
+    #[rustfmt::skip]
     #[test]
     fn finds_in_order() {
         let sources = all_sources();
-        type Case<'a> = (&'a [(&'a str, &'a str)], Option<(&'a str, usize)>);
-        let cases: [Case; 9] = [
-            (&[("authorization", "Bearer abc")], Some(("abc", 0))),
-            (&[("authorization", "bearer abc")], Some(("abc", 0))),
-            (&[("authorization", "Basic dXNlcg=="), ("x-license", "def")], Some(("def", 1))),
-            (&[("authorization", "Bearer "), ("x-license", " def ")], Some(("def", 1))),
-            (&[(":path", "/a?x=1&license=q.r.s")], Some(("q.r.s", 2))),
-            (&[(":path", "/a?licens%65=q%2Er")], Some(("q.r", 2))),
-            (&[("cookie", "a=1; license=c.d.e; b=2")], Some(("c.d.e", 3))),
-            (&[("cookie", "a=1"), ("cookie", "license=z")], Some(("z", 3))),
-            (&[(":path", "/a?licence=x"), ("cookie", "lic=1")], None),
+        type Case<'a> = (&'a [(&'a str, &'a [u8])], Option<Result<&'a str, Reason>>);
+        let cases: &[Case] = &[
+            (&[("authorization", b"Bearer abc")],                          Some(Ok("abc"))),
+            (&[("authorization", b"bEaReR abc")],                          Some(Ok("abc"))),
+            (&[("authorization", b"Basic dXNlcg=="), ("x-license", b"def")], Some(Ok("def"))),
+            (&[("authorization", b"Bearer "), ("x-license", b" def ")],    Some(Ok("def"))),
+            (&[(":path", b"/a?x=1&license=q.r.s")],                        Some(Ok("q.r.s"))),
+            (&[(":path", b"/a?licens%65=q%2Er")],                          Some(Ok("q.r"))),
+            (&[(":path", b"/a?x=\xff&license=t")],                         Some(Ok("t"))),
+            (&[(":path", b"/a?license=&license=t")],                       Some(Ok("t"))),
+            (&[("cookie", b"a=1; license=c.d.e; b=2")],                    Some(Ok("c.d.e"))),
+            (&[("cookie", b"a=1"), ("cookie", b"license=\"z\"")],          Some(Ok("z"))),
+            (&[(":path", b"/a?licence=x"), ("cookie", b"lic=1")],          None),
+            // The same token twice is one; two different ones are ambiguous.
+            (&[("x-license", b"t"), ("x-license", b" t")],                 Some(Ok("t"))),
+            (&[("x-license", b"t"), ("x-license", b"u")],                  Some(Err(Reason::Malformed))),
+            (&[(":path", b"/a?license=t&license=u")],                      Some(Err(Reason::Malformed))),
+            (&[("cookie", b"license=t"), ("cookie", b"license=u")],        Some(Err(Reason::Malformed))),
+            // Bytes that are not text: malformed, never the next source's token.
+            (&[("authorization", b"Bearer \xff"), ("x-license", b"def")],  Some(Err(Reason::Malformed))),
+            (&[("x-license", b"a\xffb")],                                  Some(Err(Reason::Malformed))),
+            (&[(":path", b"/a?license=%ff")],                              Some(Err(Reason::Malformed))),
+            (&[("cookie", b"license=\xfe")],                               Some(Err(Reason::Malformed))),
+            // Another scheme carries no token, whatever its bytes.
+            (&[("authorization", b"Basic \xff"), ("x-license", b"def")],   Some(Ok("def"))),
         ];
         for (pairs, want) in cases {
             let req = headers(pairs);
             let got = find_token(&sources, &req);
-            let got =
-                got.as_ref().map(|f| (f.token.as_ref(), sources.iter().position(|s| s == f.source).unwrap_or(99)));
-            assert_eq!(got, want, "{pairs:?}");
+            assert_eq!(got.as_ref().map(|f| f.as_deref().map_err(|r| *r)), *want, "{pairs:?}");
         }
     }
 
-    #[test]
-    fn strips_the_token() {
+    fn stripped(pairs: &[(&str, &[u8])]) -> Vec<(String, Option<Vec<u8>>)> {
         let sources = all_sources();
-        let req = headers(&[(":path", "/a?x=1&license=t&y=2"), ("cookie", "a=1; license=t"), ("cookie", "b=2")]);
-        assert_eq!(sources[0].strip(&req), HeaderEdit::Remove("authorization"));
-        assert_eq!(sources[2].strip(&req), HeaderEdit::Set(":path", "/a?x=1&y=2".into()));
-        assert_eq!(sources[3].strip(&req), HeaderEdit::Set("cookie", "a=1; b=2".into()));
-        let only = headers(&[(":path", "/a?license=t"), ("cookie", "license=t")]);
-        assert_eq!(sources[2].strip(&only), HeaderEdit::Set(":path", "/a".into()));
-        assert_eq!(sources[3].strip(&only), HeaderEdit::Remove("cookie"));
+        let req = headers(pairs);
+        let mut edits = Vec::new();
+        strip_all(&sources, &req, &mut edits);
+        edits
+            .into_iter()
+            .map(|e| match e {
+                HeaderEdit::Remove(n) => (format!("-{n}"), None),
+                HeaderEdit::Set(n, v) => (format!("={n}"), Some(v.into_owned())),
+                HeaderEdit::Add(n, v) => (format!("+{n}"), Some(v.into_owned())),
+            })
+            .collect()
+    }
+
+    fn edit(op: &str, value: Option<&[u8]>) -> (String, Option<Vec<u8>>) {
+        (op.to_string(), value.map(<[u8]>::to_vec))
+    }
+
+    #[test]
+    fn strips_every_source_and_nothing_else() {
+        assert_eq!(
+            stripped(&[
+                (":path", b"/a?x=%41&license=t&y=\xff&&license=u#f"),
+                ("authorization", b"Bearer t"),
+                ("authorization", b"Basic dXNlcg=="),
+                ("x-license", b"t"),
+                ("cookie", b"a=\"x y\";license=t;  b= 2"),
+                ("cookie", b"license=t"),
+                ("cookie", b"c=3"),
+            ]),
+            [
+                edit("-authorization", None),
+                edit("+authorization", Some(b"Basic dXNlcg==")),
+                edit("-x-license", None),
+                edit("=:path", Some(b"/a?x=%41&y=\xff&#f")),
+                edit("-cookie", None),
+                edit("+cookie", Some(b"a=\"x y\";  b= 2")),
+                edit("+cookie", Some(b"c=3")),
+            ]
+        );
+        let only = stripped(&[(":path", b"/a?license=t"), ("cookie", b"license=t; a=1")]);
+        assert_eq!(only, [edit("=:path", Some(b"/a")), edit("-cookie", None), edit("+cookie", Some(b"a=1"))]);
+        // Nothing carried, nothing touched.
+        assert!(stripped(&[(":path", b"/a?x=1"), ("authorization", b"Basic x"), ("cookie", b"a=1")]).is_empty());
     }
 
     #[test]

@@ -42,7 +42,7 @@ fn bad_configs_are_refused_with_one_line_naming_the_field() {
         (
             "unknown nested field",
             with(config(), &["rules"], json!([{"match": {"prefix": "/", "regex": ".*"}}])),
-            "license-gate: config: rules[0].match.regex: unknown field `regex`, expected one of `prefix`, `exact`, `methods`, `host`",
+            "license-gate: config: rules[0].match.regex: unknown field `regex`, expected one of `prefix`, `path_separated_prefix`, `exact`, `methods`, `host`",
         ),
         (
             "wrong type",
@@ -155,7 +155,7 @@ fn bad_configs_are_refused_with_one_line_naming_the_field() {
         (
             "prefix and exact",
             with(config(), &["rules"], json!([{"match": {"prefix": "/a", "exact": "/a"}}])),
-            "license-gate: config: rules[0].match: give prefix or exact, not both",
+            "license-gate: config: rules[0].match: give one of prefix, path_separated_prefix or exact",
         ),
         (
             "bad default",
