@@ -2,8 +2,11 @@
 //! verified once per Envoy process, whichever worker sees it first.
 //!
 //! Shared data never evicts, so the cache is a fixed array of slots: the key
-//! is `lg2:<config fingerprint>:<slot>`, the slot chosen from a fast hash of
-//! the token. Memory stays bounded however many distinct tokens arrive. Each
+//! is `lg2:<build id>:<config fingerprint>:<slot>`, the slot chosen from a
+//! fast hash of the token. The build id (see `build.rs`) keeps a module from
+//! reading entries another build wrote while both run in one Envoy process
+//! during an update; the config fingerprint does the same across
+//! configurations. Memory stays bounded however many distinct tokens arrive. Each
 //! entry holds the whole token, compared byte for byte (a slot collision is a
 //! miss, never another token's verdict, and no hash collision can be forged),
 //! an expiry, and the verdict: the verified license the policy needs, or the
@@ -67,8 +70,8 @@ pub enum CacheOutcome {
 #[derive(Debug)]
 pub struct VerdictCache {
     settings: CacheSettings,
-    /// `lg2:<first 8 bytes of sha256(config), hex>:`: a new configuration
-    /// never reads the previous one's verdicts.
+    /// `lg2:<build id>:<first 8 bytes of sha256(config), hex>:`: neither a
+    /// new configuration nor a new build reads the previous one's verdicts.
     prefix: String,
     local: LocalCache,
 }
@@ -128,7 +131,7 @@ impl VerdictCache {
         // Never more local slots than shared ones: `max_entries` is the
         // admin's bound on what the cache holds.
         let local = LocalCache::new(settings.local_entries.min(settings.max_entries));
-        VerdictCache { settings, prefix: format!("lg2:{fingerprint}:"), local }
+        VerdictCache { settings, prefix: format!("lg2:{}:{fingerprint}:", build_id()), local }
     }
 
     pub fn enabled(&self) -> bool {
@@ -189,6 +192,16 @@ impl VerdictCache {
         let slot = hash % u64::from(self.settings.max_entries.max(1));
         format!("{}{slot}", self.prefix)
     }
+}
+
+/// The module's build identity, 16 hex digits. It sits behind a marker in
+/// the module's data, where a test can find it (and patch it to play a
+/// second build).
+pub fn build_id() -> &'static str {
+    const MARKED: &str = concat!("license-gate-build-id:", env!("LICENSE_GATE_BUILD_ID"));
+    // black_box: the marker must stay in the module, not be folded away.
+    let marked = std::hint::black_box(MARKED);
+    marked.get("license-gate-build-id:".len()..).unwrap_or(marked)
 }
 
 /// Slots only spread tokens; correctness rests on comparing whole tokens.

@@ -1,7 +1,7 @@
 //! The verdict cache in shared data (shared by the VMs of one process, as by
 //! Envoy's workers) and the stats that count what happened.
 
-use license_gate_host_tests::{Process, Vm};
+use license_gate_host_tests::{Process, Vm, compile};
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -207,6 +207,48 @@ fn a_new_configuration_does_not_read_old_verdicts() {
     let mut new = vm(&process, &with(config(), &["issuers"], json!(["https://new-issuer.example.com"])));
     assert_eq!(get(&mut new, "/api/data", &token), (401, "issuer_mismatch".into()));
     assert_eq!(process.metric("license_gate.cache_hit"), Some(0));
+}
+
+/// During a module update, old and new VMs share one Envoy process and its
+/// shared data. A second build (the real module with another build id
+/// patched in) must never read the first one's entries, whose layout it
+/// cannot know: same configuration, same token, two verifications.
+#[test]
+fn two_builds_in_one_process_never_read_each_others_entries() {
+    const MARKER: &[u8] = b"license-gate-build-id:";
+    let wasm = module_bytes();
+    let at =
+        wasm.windows(MARKER.len()).position(|w| w == MARKER).expect("build id marker in the module") + MARKER.len();
+    let id = String::from_utf8(wasm[at..at + 16].to_vec()).expect("a hex build id");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    let mut other = wasm.to_vec();
+    for b in &mut other[at..at + 16] {
+        *b = if *b == b'f' { b'0' } else { b'f' };
+    }
+    let other_id = String::from_utf8(other[at..at + 16].to_vec()).unwrap();
+    let other = compile(&other).unwrap_or_else(|e| panic!("compiling the second build: {e:#}"));
+
+    let process = Process::new();
+    clock_at(&process, NOW);
+    let token = mint(RS256, &claims(json!({})));
+    let mut old = vm(&process, &config());
+    let mut new = Vm::start(&other, &process).unwrap_or_else(|e| panic!("vm start: {e:#}"));
+    assert!(new.configure(config().to_string().as_bytes()).unwrap_or(false), "{:?}", new.logs());
+
+    assert_eq!(get(&mut old, "/api/data", &token), (200, "active".into()));
+    assert_eq!(get(&mut new, "/api/data", &token), (200, "active".into()));
+    assert_eq!(process.metric("license_gate.cache_hit"), Some(0));
+    assert_eq!(process.metric("license_gate.signature_verifications"), Some(2));
+    let mut prefixes: Vec<String> = process
+        .shared_data()
+        .keys()
+        .iter()
+        .map(|k| String::from_utf8_lossy(k).split(':').take(2).collect::<Vec<_>>().join(":"))
+        .collect();
+    prefixes.sort();
+    let mut want = vec![format!("lg2:{id}"), format!("lg2:{other_id}")];
+    want.sort();
+    assert_eq!(prefixes, want);
 }
 
 #[test]

@@ -16,15 +16,20 @@ pub const AUDIENCE: &str = "gateway.example.com";
 pub const SKEW: u64 = 60;
 pub const GRACE: u64 = 86_400;
 
+/// The bytes of the real module (`LICENSE_GATE_WASM`, else `dist/`), read once.
+pub fn module_bytes() -> &'static [u8] {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTES.get_or_init(|| {
+        let path = std::env::var("LICENSE_GATE_WASM")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../dist/license_gate.wasm").to_string());
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e} (run scripts/build.sh first)"))
+    })
+}
+
 /// The real module, compiled once for the whole test binary.
 pub fn module() -> &'static Module {
     static MODULE: OnceLock<Module> = OnceLock::new();
-    MODULE.get_or_init(|| {
-        let path = std::env::var("LICENSE_GATE_WASM")
-            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../dist/license_gate.wasm").to_string());
-        let wasm = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e} (run scripts/build.sh first)"));
-        compile(&wasm).unwrap_or_else(|e| panic!("compiling {path}: {e:#}"))
-    })
+    MODULE.get_or_init(|| compile(module_bytes()).unwrap_or_else(|e| panic!("compiling the module: {e:#}")))
 }
 
 pub fn key_file(name: &str) -> String {
