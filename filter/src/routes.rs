@@ -208,8 +208,9 @@ fn compile_rule(field: &str, raw: &RawRule) -> Result<Rule, ConfigError> {
         Some(ms) if ms.is_empty() => {
             return Err(ConfigError::new(format!("{field}.match.methods"), "must not be empty"));
         }
-        Some(ms) => Some(
-            ms.iter()
+        Some(ms) => {
+            let mut methods: Vec<String> = ms
+                .iter()
                 .enumerate()
                 .map(|(i, method)| {
                     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
@@ -218,8 +219,14 @@ fn compile_rule(field: &str, raw: &RawRule) -> Result<Rule, ConfigError> {
                         Ok(method.to_ascii_uppercase())
                     }
                 })
-                .collect::<Result<_, _>>()?,
-        ),
+                .collect::<Result<_, _>>()?;
+            // HEAD is GET without the body (RFC 9110 §9.3.2): most frameworks
+            // run the GET handler for it, so it must not slip past a GET rule.
+            if methods.iter().any(|m| m == "GET") && !methods.iter().any(|m| m == "HEAD") {
+                methods.push("HEAD".to_string());
+            }
+            Some(methods)
+        }
     };
     let host = match &m.host {
         None => None,
@@ -309,11 +316,12 @@ mod tests {
                 {"match":{"prefix":"/api/"}}]"#,
             DefaultAction::Deny,
         );
-        let cases: [(&str, &str, &str, RouteAction); 14] = [
+        let cases: [(&str, &str, &str, RouteAction); 15] = [
             ("/healthz", "GET", "a", RouteAction::Open),
             ("/api/reports/1", "GET", "a", req(&["reports"], &[])),
             ("/api/reports/1", "get", "a", req(&["reports"], &[])),
             ("/api/reports/1", "POST", "a", req(&[], &[])),
+            ("/api/reports/1", "HEAD", "a", req(&["reports"], &[])),
             ("/api/admin", "GET", "admin.example.com:8443", req(&[], &["sso", "audit"])),
             ("/api/admin", "GET", "ADMIN.example.com", req(&[], &["sso", "audit"])),
             ("/api/admin", "GET", "admin.example.com.", req(&[], &["sso", "audit"])),

@@ -218,7 +218,9 @@ fn query_pairs(req: &RequestHeaders) -> impl Iterator<Item = (&[u8], &[u8])> {
 }
 
 /// `:path` with every parameter of these names gone, the rest as sent;
-/// `None` when there was none to remove.
+/// `None` when there was none to remove. Parameters are split on `;` as
+/// well as `&` here (some upstreams still read `a=1;license=…` as two
+/// parameters), so no copy of the token survives either reading.
 fn strip_query(req: &RequestHeaders, names: &[&[u8]]) -> Option<Vec<u8>> {
     let full = req.path_and_query().ok()?;
     let q = full.iter().position(|b| *b == b'?')?;
@@ -226,18 +228,36 @@ fn strip_query(req: &RequestHeaders, names: &[&[u8]]) -> Option<Vec<u8>> {
     let rest = rest.get(1..).unwrap_or_default();
     let end = rest.iter().position(|b| *b == b'#').unwrap_or(rest.len());
     let (query, fragment) = rest.split_at(end);
-    let is_token = |pair: &&[u8]| {
-        let key = pair.split(|b| *b == b'=').next().unwrap_or_default();
+    // Each parameter with the separator before it (none for the first).
+    let mut params: Vec<(Option<u8>, &[u8])> = Vec::new();
+    let mut start = 0;
+    let mut before = None;
+    for (i, b) in query.iter().enumerate() {
+        if matches!(b, b'&' | b';') {
+            params.push((before, query.get(start..i).unwrap_or_default()));
+            before = Some(*b);
+            start = i + 1;
+        }
+    }
+    params.push((before, query.get(start..).unwrap_or_default()));
+    let is_token = |param: &[u8]| {
+        let key = param.split(|b| *b == b'=').next().unwrap_or_default();
         names.iter().any(|n| percent_decode(key) == *n)
     };
-    if !query.split(|b| *b == b'&').any(|p| is_token(&p)) {
+    if !params.iter().any(|(_, p)| is_token(p)) {
         return None;
     }
-    let kept: Vec<&[u8]> = query.split(|b| *b == b'&').filter(|p| !is_token(p)).collect();
+    let mut kept = Vec::with_capacity(query.len());
+    for (separator, param) in params.into_iter().filter(|(_, p)| !is_token(p)) {
+        if let Some(separator) = separator.filter(|_| !kept.is_empty()) {
+            kept.push(separator);
+        }
+        kept.extend_from_slice(param);
+    }
     let mut out = path.to_vec();
     if !kept.is_empty() {
         out.push(b'?');
-        out.extend_from_slice(&kept.join(&b'&'));
+        out.extend_from_slice(&kept);
     }
     out.extend_from_slice(fragment);
     Some(out)
@@ -404,6 +424,8 @@ mod tests {
                 edit("+cookie", Some(b"c=3")),
             ]
         );
+        let semicolons = stripped(&[(":path", b"/a?license=t;a=1;license=u&b=2;c")]);
+        assert_eq!(semicolons, [edit("=:path", Some(b"/a?a=1&b=2;c"))]);
         let only = stripped(&[(":path", b"/a?license=t"), ("cookie", b"license=t; a=1")]);
         assert_eq!(only, [edit("=:path", Some(b"/a")), edit("-cookie", None), edit("+cookie", Some(b"a=1"))]);
         // Nothing carried, nothing touched.
