@@ -26,8 +26,6 @@ use std::cell::RefCell;
 use std::hash::Hasher;
 use std::rc::Rc;
 
-use sha2::{Digest, Sha256};
-
 use crate::license::License;
 use crate::reason::Reason;
 
@@ -61,6 +59,17 @@ impl Default for CacheSettings {
     }
 }
 
+/// What a verdict was decided under, besides the configuration and the
+/// build: the key ring's and the revocations' epochs (their remote
+/// generations, and whether those were in force). A verdict is served only
+/// under the very epoch it was decided in: after a key rotation or a new
+/// revocation list, every token is decided afresh.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Epoch {
+    pub keys: u64,
+    pub revocations: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheOutcome {
     Hit,
@@ -86,6 +95,7 @@ struct LocalCache {
 struct LocalEntry {
     token: Box<str>,
     expires_at: u64,
+    epoch: Epoch,
     verdict: Verified,
 }
 
@@ -96,13 +106,14 @@ impl LocalCache {
         LocalCache { slots: RefCell::new(slots) }
     }
 
-    fn get(&self, hash: u64, token: &str, now: u64) -> Option<Verified> {
+    fn get(&self, hash: u64, token: &str, now: u64, epoch: Epoch) -> Option<Verified> {
         let slots = self.slots.borrow();
         let entry = slots.get(slot(hash, slots.len())?)?.as_ref()?;
-        (now < entry.expires_at && same_bytes(entry.token.as_bytes(), token.as_bytes())).then(|| entry.verdict.clone())
+        (now < entry.expires_at && entry.epoch == epoch && same_bytes(entry.token.as_bytes(), token.as_bytes()))
+            .then(|| entry.verdict.clone())
     }
 
-    fn put(&self, hash: u64, token: &str, expires_at: u64, verdict: &Verified) {
+    fn put(&self, hash: u64, token: &str, expires_at: u64, epoch: Epoch, verdict: &Verified) {
         let mut slots = self.slots.borrow_mut();
         if let Some(index) = slot(hash, slots.len())
             && let Some(place) = slots.get_mut(index)
@@ -111,9 +122,10 @@ impl LocalCache {
             match place {
                 Some(e) if same_bytes(e.token.as_bytes(), token.as_bytes()) => {
                     e.expires_at = expires_at;
+                    e.epoch = epoch;
                     e.verdict = verdict.clone();
                 }
-                _ => *place = Some(LocalEntry { token: token.into(), expires_at, verdict: verdict.clone() }),
+                _ => *place = Some(LocalEntry { token: token.into(), expires_at, epoch, verdict: verdict.clone() }),
             }
         }
     }
@@ -125,13 +137,12 @@ fn slot(hash: u64, n: usize) -> Option<usize> {
 }
 
 impl VerdictCache {
-    pub fn new(settings: CacheSettings, config_bytes: &[u8]) -> VerdictCache {
-        let digest = Sha256::digest(config_bytes);
-        let fingerprint: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    /// `config_fingerprint` names the configuration (see `Config`).
+    pub fn new(settings: CacheSettings, config_fingerprint: &str) -> VerdictCache {
         // Never more local slots than shared ones: `max_entries` is the
         // admin's bound on what the cache holds.
         let local = LocalCache::new(settings.local_entries.min(settings.max_entries));
-        VerdictCache { settings, prefix: format!("lg2:{}:{fingerprint}:", build_id()), local }
+        VerdictCache { settings, prefix: format!("lg2:{}:{config_fingerprint}:", build_id()), local }
     }
 
     pub fn enabled(&self) -> bool {
@@ -142,20 +153,23 @@ impl VerdictCache {
         &self.prefix
     }
 
-    /// The verdict for `token` at `now`: from the cache when a live entry for
-    /// this very token is there, else from `verify`, then stored.
+    /// The verdict for `token` at `now` under `epoch`: from the cache when a
+    /// live entry for this very token, decided under this very epoch, is
+    /// there; else from `verify`, then stored (a temporary
+    /// `keys_unavailable` never is).
     pub fn verdict(
         &self,
         store: &dyn SharedStore,
         token: &str,
         now: u64,
+        epoch: Epoch,
         verify: impl FnOnce(&str) -> Result<License, Reason>,
     ) -> (Verified, Option<CacheOutcome>) {
         if !self.enabled() {
             return (verify(token).map(Rc::new), None);
         }
         let hash = token_hash(token);
-        if let Some(verdict) = self.local.get(hash, token, now) {
+        if let Some(verdict) = self.local.get(hash, token, now, epoch) {
             return (verdict, Some(CacheOutcome::Hit));
         }
         let key = self.key(hash);
@@ -163,9 +177,10 @@ impl VerdictCache {
         let cas = existing.as_ref().and_then(|(_, cas)| *cas);
         if let Some(entry) = existing.as_ref().and_then(|(bytes, _)| codec::decode(bytes, token))
             && now < entry.expires_at
+            && entry.epoch == epoch
         {
             let verdict = entry.verdict.map(Rc::new);
-            self.local.put(hash, token, entry.expires_at, &verdict);
+            self.local.put(hash, token, entry.expires_at, epoch, &verdict);
             return (verdict, Some(CacheOutcome::Hit));
         }
 
@@ -175,14 +190,15 @@ impl VerdictCache {
                 let ttl_end = now.saturating_add(self.settings.ttl_seconds);
                 license.valid_until.map_or(ttl_end, |end| end.min(ttl_end))
             }
+            Err(Reason::KeysUnavailable) => now,
             Err(_) => now.saturating_add(self.settings.negative_ttl_seconds),
         };
         if expires_at > now {
-            let entry = codec::encode(token, expires_at, &verdict);
+            let entry = codec::encode(token, expires_at, epoch, &verdict);
             // A refused write means another worker just filled the slot:
             // its verdict is as good as ours.
             let _ = store.set(&key, &entry, cas);
-            self.local.put(hash, token, expires_at, &verdict);
+            self.local.put(hash, token, expires_at, epoch, &verdict);
         }
         (verdict, Some(CacheOutcome::Miss))
     }
@@ -229,10 +245,12 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// A compact binary encoding of cache entries: no JSON to re-parse on a hit.
 ///
 /// ```text
-/// u8 version=2 | u32 token length | token | u64 expires_at | u8 kind
+/// u8 version=3 | u32 token length | token | u64 expires_at
+/// u64 keys epoch | u64 revocations epoch | u8 kind
 /// kind 0 (license): u64 active_until | u64 valid_until | u64 exp   (u64::MAX: none)
 ///                   str? plan | str? tenant | str? license_id
 ///                   u16 n, n × str features | u16 n, n × str? forwarded
+///                   u16 n, n × str deployments (n = 0xFFFF: no claim)
 /// kind 1 (denial):  u8 reason index
 /// str: u16 length + UTF-8; str?: length 0xFFFF for none. Integers little-endian.
 /// ```
@@ -242,20 +260,23 @@ mod codec {
     use crate::license::License;
     use crate::reason::Reason;
 
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
     const NONE: u16 = u16::MAX;
 
     pub struct Entry {
         pub expires_at: u64,
+        pub epoch: super::Epoch,
         pub verdict: Result<License, Reason>,
     }
 
-    pub fn encode(token: &str, expires_at: u64, verdict: &super::Verified) -> Vec<u8> {
+    pub fn encode(token: &str, expires_at: u64, epoch: super::Epoch, verdict: &super::Verified) -> Vec<u8> {
         let mut out = Vec::with_capacity(token.len() + 128);
         out.push(VERSION);
         out.extend_from_slice(&(token.len() as u32).to_le_bytes());
         out.extend_from_slice(token.as_bytes());
         out.extend_from_slice(&expires_at.to_le_bytes());
+        out.extend_from_slice(&epoch.keys.to_le_bytes());
+        out.extend_from_slice(&epoch.revocations.to_le_bytes());
         match verdict {
             Err(reason) => {
                 out.push(1);
@@ -278,6 +299,15 @@ mod codec {
                 put_len(&mut out, l.forwarded.len());
                 for v in &l.forwarded {
                     put_opt(&mut out, v.as_deref());
+                }
+                match &l.deployments {
+                    None => out.extend_from_slice(&NONE.to_le_bytes()),
+                    Some(d) => {
+                        put_len(&mut out, d.len());
+                        for v in d {
+                            put_opt(&mut out, Some(v));
+                        }
+                    }
                 }
             }
         }
@@ -349,6 +379,7 @@ mod codec {
             return None;
         }
         let expires_at = r.u64()?;
+        let epoch = super::Epoch { keys: r.u64()?, revocations: r.u64()? };
         let verdict = match r.u8()? {
             1 => Err(*Reason::ALL.get(usize::from(r.u8()?))?),
             0 => {
@@ -362,6 +393,16 @@ mod codec {
                 for _ in 0..r.u16()? {
                     forwarded.push(r.opt_str()?);
                 }
+                let deployments = match r.u16()? {
+                    NONE => None,
+                    n => {
+                        let mut list = Vec::with_capacity(usize::from(n));
+                        for _ in 0..n {
+                            list.push(r.opt_str()??);
+                        }
+                        Some(list)
+                    }
+                };
                 Ok(License {
                     features,
                     plan,
@@ -371,11 +412,12 @@ mod codec {
                     active_until,
                     valid_until,
                     forwarded,
+                    deployments,
                 })
             }
             _ => return None,
         };
-        (r.at == bytes.len()).then_some(Entry { expires_at, verdict })
+        (r.at == bytes.len()).then_some(Entry { expires_at, epoch, verdict })
     }
 }
 
@@ -431,6 +473,7 @@ mod tests {
             plan: Some("pro".into()),
             tenant: None,
             license_id: Some("lic-1".into()),
+            deployments: Some(vec!["eu-1".into(), "*.prod".into()]),
             expires_at: exp,
             active_until: exp.map(|e| e + 60),
             valid_until: exp.map(|e| e + 60 + 100),
@@ -450,16 +493,16 @@ mod tests {
     #[test]
     fn entries_round_trip() {
         let l = license(Some(1_000));
-        let bytes = codec::encode("tok.en.x", 99, &ok(l.clone()));
+        let bytes = codec::encode("tok.en.x", 99, Epoch::default(), &ok(l.clone()));
         let e = codec::decode(&bytes, "tok.en.x").unwrap();
         assert_eq!((e.expires_at, e.verdict), (99, Ok(l)));
         assert!(codec::decode(&bytes, "tok.en.y").is_none(), "another token never reads this entry");
         assert!(codec::decode(&bytes, "tok.en").is_none());
         let perpetual = license(None);
-        let e = codec::decode(&codec::encode("p", 5, &ok(perpetual.clone())), "p").unwrap();
+        let e = codec::decode(&codec::encode("p", 5, Epoch::default(), &ok(perpetual.clone())), "p").unwrap();
         assert_eq!(e.verdict, Ok(perpetual));
         for reason in Reason::ALL {
-            let e = codec::decode(&codec::encode("t", 1, &Err(reason)), "t").unwrap();
+            let e = codec::decode(&codec::encode("t", 1, Epoch::default(), &Err(reason)), "t").unwrap();
             assert_eq!(e.verdict, Err(reason));
         }
         assert!(codec::decode(&bytes[..bytes.len() - 1], "tok.en.x").is_none());
@@ -470,14 +513,14 @@ mod tests {
     #[test]
     fn second_lookup_is_a_hit_and_does_not_verify() {
         let store = Store::default();
-        let cache = VerdictCache::new(settings(100), b"{config}");
+        let cache = VerdictCache::new(settings(100), "{config}");
         let calls = Cell::new(0);
         let verify = |_: &str| {
             calls.set(calls.get() + 1);
             Ok(license(Some(10_000)))
         };
-        assert_eq!(cache.verdict(&store, "t1", 1_000, verify).1, Some(CacheOutcome::Miss));
-        let (hit, outcome) = cache.verdict(&store, "t1", 1_001, verify);
+        assert_eq!(cache.verdict(&store, "t1", 1_000, Epoch::default(), verify).1, Some(CacheOutcome::Miss));
+        let (hit, outcome) = cache.verdict(&store, "t1", 1_001, Epoch::default(), verify);
         assert_eq!(outcome, Some(CacheOutcome::Hit));
         assert_eq!(hit, ok(license(Some(10_000))));
         assert_eq!(calls.get(), 1);
@@ -486,13 +529,13 @@ mod tests {
     #[test]
     fn status_is_recomputed_and_entries_never_outlive_the_grace_period() {
         let store = Store::default();
-        let cache = VerdictCache::new(settings(100), b"c");
+        let cache = VerdictCache::new(settings(100), "c");
         let exp = 1_000;
         // active until exp+60, valid until exp+160; the TTL (300) is longer.
-        let _ = cache.verdict(&store, "t", 950, |_| Ok(license(Some(exp))));
-        let (l, o) = cache.verdict(&store, "t", exp + 60, |_| Err(Reason::Expired));
+        let _ = cache.verdict(&store, "t", 950, Epoch::default(), |_| Ok(license(Some(exp))));
+        let (l, o) = cache.verdict(&store, "t", exp + 60, Epoch::default(), |_| Err(Reason::Expired));
         assert_eq!((l.map(|l| l.status_at(exp + 60)), o), (Ok(LicenseStatus::Grace), Some(CacheOutcome::Hit)));
-        let (l, o) = cache.verdict(&store, "t", exp + 160, |_| Err(Reason::Expired));
+        let (l, o) = cache.verdict(&store, "t", exp + 160, Epoch::default(), |_| Err(Reason::Expired));
         assert_eq!((l, o), (Err(Reason::Expired), Some(CacheOutcome::Miss)));
     }
 
@@ -501,31 +544,35 @@ mod tests {
         use CacheOutcome::{Hit, Miss};
         let store = Store::default();
         let local = CacheSettings { local_entries: 4, ..settings(100) };
-        let (worker_a, worker_b) = (VerdictCache::new(local, b"c"), VerdictCache::new(local, b"c"));
+        let (worker_a, worker_b) = (VerdictCache::new(local, "c"), VerdictCache::new(local, "c"));
         let never = |_: &str| Err(Reason::Malformed);
-        let _ = worker_a.verdict(&store, "t", 0, |_| Ok(license(None)));
+        let _ = worker_a.verdict(&store, "t", 0, Epoch::default(), |_| Ok(license(None)));
         // The other worker finds it in shared data, then in its own copy
         // even once shared data no longer has it.
-        assert_eq!(worker_b.verdict(&store, "t", 1, never), (ok(license(None)), Some(Hit)));
+        assert_eq!(worker_b.verdict(&store, "t", 1, Epoch::default(), never), (ok(license(None)), Some(Hit)));
         store.map.borrow_mut().clear();
-        assert_eq!(worker_b.verdict(&store, "t", 2, never), (ok(license(None)), Some(Hit)));
+        assert_eq!(worker_b.verdict(&store, "t", 2, Epoch::default(), never), (ok(license(None)), Some(Hit)));
         // A local denial lives exactly as long as the shared one (10 s).
-        let _ = worker_b.verdict(&store, "bad", 100, |_| Err(Reason::BadSignature));
+        let _ = worker_b.verdict(&store, "bad", 100, Epoch::default(), |_| Err(Reason::BadSignature));
         store.map.borrow_mut().clear();
-        assert_eq!(worker_b.verdict(&store, "bad", 109, never), (Err(Reason::BadSignature), Some(Hit)));
-        assert_eq!(worker_b.verdict(&store, "bad", 110, never), (Err(Reason::Malformed), Some(Miss)));
+        assert_eq!(
+            worker_b.verdict(&store, "bad", 109, Epoch::default(), never),
+            (Err(Reason::BadSignature), Some(Hit))
+        );
+        assert_eq!(worker_b.verdict(&store, "bad", 110, Epoch::default(), never), (Err(Reason::Malformed), Some(Miss)));
         // Four slots, whatever the traffic; a slot collision is a miss, never
         // the other token's verdict.
         let verdict_of =
             |i: usize| if i.is_multiple_of(2) { ok(license(Some(i as u64 + 1_000))) } else { Err(Reason::Expired) };
         for i in 0..100 {
-            let _ = worker_b.verdict(&store, &format!("tok{i}"), 200, |_| verdict_of(i).map(|l| (*l).clone()));
+            let _ = worker_b
+                .verdict(&store, &format!("tok{i}"), 200, Epoch::default(), |_| verdict_of(i).map(|l| (*l).clone()));
         }
         assert_eq!(worker_b.local.slots.borrow().len(), 4);
         let mut hits = 0;
         for i in 0..100 {
             let token = format!("tok{i}");
-            if let Some(v) = worker_b.local.get(token_hash(&token), &token, 201) {
+            if let Some(v) = worker_b.local.get(token_hash(&token), &token, 201, Epoch::default()) {
                 hits += 1;
                 assert_eq!(v, verdict_of(i), "{token}");
             }
@@ -536,29 +583,29 @@ mod tests {
     #[test]
     fn denials_are_cached_for_the_negative_ttl() {
         let store = Store::default();
-        let cache = VerdictCache::new(settings(100), b"c");
-        let _ = cache.verdict(&store, "bad", 100, |_| Err(Reason::BadSignature));
-        let (v, o) = cache.verdict(&store, "bad", 109, |_| Ok(license(None)));
+        let cache = VerdictCache::new(settings(100), "c");
+        let _ = cache.verdict(&store, "bad", 100, Epoch::default(), |_| Err(Reason::BadSignature));
+        let (v, o) = cache.verdict(&store, "bad", 109, Epoch::default(), |_| Ok(license(None)));
         assert_eq!((v, o), (Err(Reason::BadSignature), Some(CacheOutcome::Hit)));
-        let (v, o) = cache.verdict(&store, "bad", 110, |_| Err(Reason::Malformed));
+        let (v, o) = cache.verdict(&store, "bad", 110, Epoch::default(), |_| Err(Reason::Malformed));
         assert_eq!((v, o), (Err(Reason::Malformed), Some(CacheOutcome::Miss)));
     }
 
     #[test]
     fn slots_are_bounded_and_a_collision_is_a_miss() {
         let store = Store::default();
-        let cache = VerdictCache::new(settings(1), b"c");
-        let _ = cache.verdict(&store, "first", 0, |_| Ok(license(None)));
+        let cache = VerdictCache::new(settings(1), "c");
+        let _ = cache.verdict(&store, "first", 0, Epoch::default(), |_| Ok(license(None)));
         // One slot: "second" lands on "first"'s entry and must not read it.
-        let (v, o) = cache.verdict(&store, "second", 0, |_| Err(Reason::IssuerMismatch));
+        let (v, o) = cache.verdict(&store, "second", 0, Epoch::default(), |_| Err(Reason::IssuerMismatch));
         assert_eq!((v, o), (Err(Reason::IssuerMismatch), Some(CacheOutcome::Miss)));
         for i in 0..1000 {
-            let _ = cache.verdict(&store, &format!("t{i}"), 0, |_| Ok(license(None)));
+            let _ = cache.verdict(&store, &format!("t{i}"), 0, Epoch::default(), |_| Ok(license(None)));
         }
         assert_eq!(store.map.borrow().len(), 1);
-        let wide = VerdictCache::new(settings(16), b"another config");
+        let wide = VerdictCache::new(settings(16), "another config");
         for i in 0..1000 {
-            let _ = wide.verdict(&store, &format!("t{i}"), 0, |_| Ok(license(None)));
+            let _ = wide.verdict(&store, &format!("t{i}"), 0, Epoch::default(), |_| Ok(license(None)));
         }
         assert_eq!(store.map.borrow().len(), 1 + 16);
     }
@@ -566,29 +613,29 @@ mod tests {
     #[test]
     fn another_configuration_never_reads_these_entries() {
         let store = Store::default();
-        let a = VerdictCache::new(settings(100), b"config a");
-        let b = VerdictCache::new(settings(100), b"config b");
+        let a = VerdictCache::new(settings(100), "config a");
+        let b = VerdictCache::new(settings(100), "config b");
         assert_ne!(a.prefix(), b.prefix());
-        let _ = a.verdict(&store, "t", 0, |_| Ok(license(None)));
-        let (v, o) = b.verdict(&store, "t", 0, |_| Err(Reason::UnknownKid));
+        let _ = a.verdict(&store, "t", 0, Epoch::default(), |_| Ok(license(None)));
+        let (v, o) = b.verdict(&store, "t", 0, Epoch::default(), |_| Err(Reason::UnknownKid));
         assert_eq!((v, o), (Err(Reason::UnknownKid), Some(CacheOutcome::Miss)));
     }
 
     #[test]
     fn a_disabled_cache_always_verifies() {
         let store = Store::default();
-        let cache = VerdictCache::new(settings(0), b"c");
-        assert_eq!(cache.verdict(&store, "t", 0, |_| Ok(license(None))).1, None);
+        let cache = VerdictCache::new(settings(0), "c");
+        assert_eq!(cache.verdict(&store, "t", 0, Epoch::default(), |_| Ok(license(None))).1, None);
         assert!(store.map.borrow().is_empty());
     }
 
     #[test]
     fn a_stale_cas_write_is_dropped_not_retried() {
         let store = Store::default();
-        let cache = VerdictCache::new(settings(1), b"c");
-        let _ = cache.verdict(&store, "old", 0, |_| Ok(license(None)));
+        let cache = VerdictCache::new(settings(1), "c");
+        let _ = cache.verdict(&store, "old", 0, Epoch::default(), |_| Ok(license(None)));
         // Between our read and our write another worker rewrites the slot.
-        let (v, _) = cache.verdict(&store, "ours", 0, |_| {
+        let (v, _) = cache.verdict(&store, "ours", 0, Epoch::default(), |_| {
             store.set(&format!("{}0", cache.prefix()), b"theirs", None);
             Ok(license(None))
         });

@@ -3,12 +3,14 @@
 
 use std::rc::Rc;
 
+use crate::binding::Identity;
 use crate::cache::Verified;
-use crate::config::{Config, DRY_RUN_HEADER, Mode, STATUS_HEADER};
+use crate::config::{DRY_RUN_HEADER, Policy, STATUS_HEADER};
 use crate::license::{License, LicenseStatus};
 use crate::reason::Reason;
 use crate::request::{HeaderEdit, RequestHeaders};
 use crate::routes::{RouteAction, RouteKey};
+use crate::schema::Mode;
 use crate::token_source::{find_token, strip_all};
 
 /// What happened to the request, for stats and logs.
@@ -46,40 +48,46 @@ pub struct Decision<'c> {
     pub verdict: Verdict,
     /// In dry-run mode, the denial that enforcement would have made.
     pub would_deny: Option<Reason>,
-    /// The configuration that decided: what `action` needs to build the
-    /// header edits.
-    config: &'c Config,
+    /// The policy that decided: what `action` needs to build the header edits.
+    policy: &'c Policy,
 }
 
 /// Decides one request at `now` (seconds since the epoch). `verify` turns a
 /// token into a license; the adapter passes the verifier, or a cache in front
 /// of it.
 pub fn decide<'c>(
-    config: &'c Config,
+    policy: &'c Policy,
+    identity: &Identity,
     req: &RequestHeaders,
     now: u64,
     verify: &mut dyn FnMut(&str, u64) -> Verified,
 ) -> Decision<'c> {
     let key = RouteKey { path: req.path(), method: req.method(), authority: req.authority() };
-    let verdict = match config.routes.action(&key) {
+    let verdict = match policy.routes.action(&key) {
         // A part a rule needs cannot be read: no rule can be trusted to apply.
         Err(_) => denied(Reason::InvalidRequest),
         Ok(RouteAction::Open) => Verdict::Open,
         Ok(RouteAction::Deny) => denied(Reason::RouteDenied),
-        Ok(RouteAction::Require(requirement)) => match find_token(&config.sources, req) {
+        Ok(RouteAction::Require(requirement)) => match find_token(&policy.sources, req) {
             None => denied(Reason::Missing),
             Some(found) => {
                 // Length is checked before any parsing: a huge token costs nothing.
                 let verified = match found {
                     Err(reason) => Err(reason),
-                    Ok(token) if token.len() > config.max_token_bytes => Err(Reason::Malformed),
+                    Ok(token) if token.len() > policy.max_token_bytes => Err(Reason::Malformed),
                     Ok(token) => verify(&token, now),
                 };
                 match verified {
                     Err(reason) => denied(reason),
                     Ok(license) => {
+                        let bound = match &policy.binding {
+                            Some(binding) => binding.check(license.deployments.as_deref(), identity),
+                            None => Ok(()),
+                        };
                         let missing = requirement.missing(|f| license.has(f));
-                        if missing.is_empty() {
+                        if let Err(reason) = bound {
+                            Verdict::Denied { reason, missing: Vec::new(), license: Some(license) }
+                        } else if missing.is_empty() {
                             Verdict::Allowed { status: license.status_at(now), license }
                         } else {
                             Verdict::Denied { reason: Reason::FeatureMissing, missing, license: Some(license) }
@@ -89,11 +97,11 @@ pub fn decide<'c>(
             }
         },
     };
-    let would_deny = match (&verdict, config.mode) {
+    let would_deny = match (&verdict, policy.mode) {
         (Verdict::Denied { reason, .. }, Mode::DryRun) => Some(*reason),
         _ => None,
     };
-    Decision { verdict, would_deny, config }
+    Decision { verdict, would_deny, policy }
 }
 
 impl<'c> Decision<'c> {
@@ -103,7 +111,7 @@ impl<'c> Decision<'c> {
     where
         'c: 'a,
     {
-        let config = self.config;
+        let policy = self.policy;
         // No allocation up front: a denial returns before any edit, and an
         // open route usually has none.
         let mut edits = Vec::new();
@@ -115,19 +123,19 @@ impl<'c> Decision<'c> {
                 // A valid license lacking features still reaches the upstream
                 // with its headers: dry-run must not change what upstreams see.
                 if let Some(license) = license {
-                    license_headers(&mut edits, config, license, license.status_at(now));
+                    license_headers(&mut edits, policy, license, license.status_at(now));
                 }
                 edits.push(HeaderEdit::set_text(DRY_RUN_HEADER, reason.code()));
             }
-            Verdict::Allowed { license, status } => license_headers(&mut edits, config, license, *status),
+            Verdict::Allowed { license, status } => license_headers(&mut edits, policy, license, *status),
             Verdict::Open => {}
         }
         // Every request that goes upstream loses its token, wherever it
         // travels and whichever route it takes.
-        if config.strip_token {
-            strip_all(&config.sources, req, &mut edits);
+        if policy.strip_token {
+            strip_all(&policy.sources, req, &mut edits);
         }
-        scrub(&mut edits, config, req);
+        scrub(&mut edits, policy, req);
         Action::Continue(edits)
     }
 }
@@ -141,9 +149,9 @@ fn denied(reason: Reason) -> Verdict {
 /// client cannot forge them; and their underscore twins (`x_license_tenant`),
 /// which CGI-style upstreams read as the same `HTTP_X_LICENSE_TENANT`. Only
 /// the ones present: each edit is a host call.
-fn scrub<'a>(edits: &mut Vec<HeaderEdit<'a>>, config: &'a Config, req: &'a RequestHeaders) {
+fn scrub<'a>(edits: &mut Vec<HeaderEdit<'a>>, policy: &'a Policy, req: &'a RequestHeaders) {
     let mut at = 0;
-    for owned in config.owned_headers() {
+    for owned in policy.owned_headers() {
         let set_here = edits.iter().any(|e| matches!(e, HeaderEdit::Set(name, _) if *name == owned));
         if !set_here && req.has(owned) {
             edits.insert(at, HeaderEdit::Remove(owned));
@@ -156,7 +164,7 @@ fn scrub<'a>(edits: &mut Vec<HeaderEdit<'a>>, config: &'a Config, req: &'a Reque
                 && owned.bytes().zip(name.bytes()).all(|(o, n)| o == n.to_ascii_lowercase() || (o == b'-' && n == b'_'))
         };
         let listed = edits.iter().any(|e| matches!(e, HeaderEdit::Remove(n) if *n == name));
-        if !listed && config.owned_headers().any(twin) {
+        if !listed && policy.owned_headers().any(twin) {
             edits.insert(at, HeaderEdit::Remove(name));
             at += 1;
         }
@@ -165,22 +173,26 @@ fn scrub<'a>(edits: &mut Vec<HeaderEdit<'a>>, config: &'a Config, req: &'a Reque
 
 fn license_headers<'a>(
     edits: &mut Vec<HeaderEdit<'a>>,
-    config: &'a Config,
+    policy: &'a Policy,
     license: &'a License,
     status: LicenseStatus,
 ) {
     // The status, the forwarded headers, and room for the token strip or
     // the dry-run header: one allocation.
-    edits.reserve(config.forward.len() + 2);
+    edits.reserve(policy.forward.len() + 2);
     edits.push(HeaderEdit::set_text(STATUS_HEADER, status.as_str()));
-    for (fwd, value) in config.forward.iter().zip(&license.forwarded) {
+    for (fwd, value) in policy.forward.iter().zip(&license.forwarded) {
         if let Some(value) = value {
             edits.push(HeaderEdit::set_text(&fwd.header, value));
         }
     }
 }
 
-/// The 401/403 JSON answer, with `WWW-Authenticate` on 401 (RFC 6750).
+/// What a 503 `keys_unavailable` asks the client to wait.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
+/// The 401/403/503 JSON answer, with `WWW-Authenticate` on 401 (RFC 6750)
+/// and `Retry-After` on 503.
 pub fn deny_response(reason: Reason, missing: &[String]) -> LocalResponse {
     let body = serde_json::json!({
         "error": reason.code(),
@@ -194,6 +206,10 @@ pub fn deny_response(reason: Reason, missing: &[String]) -> LocalResponse {
     ];
     if let Some(error) = reason.bearer_error() {
         headers.push(("www-authenticate".to_string(), format!("Bearer realm=\"license-gate\", error=\"{error}\"")));
+    }
+    if reason == Reason::KeysUnavailable {
+        // The fetcher retries within seconds (backoff starts at 1 s).
+        headers.push(("retry-after".to_string(), RETRY_AFTER_SECONDS.to_string()));
     }
     LocalResponse { status: reason.status(), headers, body }
 }

@@ -10,7 +10,8 @@ use jsonwebtoken::crypto::JwtVerifier;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 
-use crate::config::{ConfigError, RawConfig};
+use crate::error::ConfigError;
+use crate::schema::{RawHmacSecret, RawKeys};
 
 /// Every asymmetric algorithm; the allow-list when the config names none.
 pub const ASYMMETRIC: [Algorithm; 9] = [
@@ -52,64 +53,193 @@ pub enum KeyMiss {
     AlgNotAllowed,
     /// No key with this `kid`; or no `kid` and not exactly one key of the `alg`.
     UnknownKid,
+    /// The key could only come from the remote key set, and there is none
+    /// in force (not fetched yet, or stale).
+    Unavailable,
 }
 
+/// A set of verification keys, each bound to one algorithm.
 #[derive(Debug, Default)]
 pub struct KeySet {
-    allowed: Vec<Algorithm>,
     keys: Vec<Key>,
+    /// Of the usable keys' content, for a fetched set (0 for inline keys):
+    /// a re-serialised but equal JWKS keeps its generation.
+    pub fingerprint: u64,
 }
 
 impl KeySet {
-    pub(crate) fn compile(raw: &RawConfig) -> Result<KeySet, ConfigError> {
-        let allowed = compile_algorithms(raw)?;
+    /// The inline keys of the configuration (`keys.jwks`, `keys.pem`,
+    /// `hmac_secrets`). Every key must be usable: a bad one is a config error.
+    pub(crate) fn compile(raw: &RawKeys, hmac: &[RawHmacSecret]) -> Result<KeySet, ConfigError> {
         let mut keys = Vec::new();
-        if let Some(jwks) = &raw.keys.jwks {
+        if let Some(jwks) = &raw.jwks {
             for (i, value) in jwks.keys.iter().enumerate() {
                 if let Some(key) = compile_jwk(&format!("keys.jwks.keys[{i}]"), value)? {
                     keys.push(key);
                 }
             }
         }
-        for (i, pem) in raw.keys.pem.iter().enumerate() {
+        for (i, pem) in raw.pem.iter().enumerate() {
             let field = format!("keys.pem[{i}]");
             let alg = parse_alg(&format!("{field}.alg"), &pem.alg)?;
             keys.push(compile_pem(&field, pem.kid.clone(), alg, pem.key.as_bytes())?);
         }
-        for (i, secret) in raw.hmac_secrets.iter().enumerate() {
+        for (i, secret) in hmac.iter().enumerate() {
             let field = format!("hmac_secrets[{i}]");
             keys.push(compile_hmac(&field, secret.kid.clone(), &secret.alg, &secret.secret_base64)?);
         }
-        if keys.is_empty() {
+        if keys.is_empty() && raw.remote.is_none() {
             return Err(ConfigError::new("keys", "no verification key configured"));
         }
-        for (i, key) in keys.iter().enumerate() {
-            if let Some(kid) = &key.kid
-                && keys.iter().skip(i + 1).any(|k| k.kid.as_deref() == Some(kid))
-            {
-                return Err(ConfigError::new("keys", format!("duplicate kid \"{kid}\"")));
-            }
+        if let Some(kid) = duplicate_kid(&keys) {
+            return Err(ConfigError::new("keys", format!("duplicate kid \"{kid}\"")));
         }
-        Ok(KeySet { allowed, keys })
+        Ok(KeySet { keys, fingerprint: 0 })
     }
 
-    pub fn is_allowed(&self, alg: Algorithm) -> bool {
-        self.allowed.contains(&alg)
+    /// A fetched JWKS document. Keys this gateway cannot use (another
+    /// algorithm than the allowed ones, encryption keys, unsupported or
+    /// forgeable keys) are left out; the document is refused when no key
+    /// is left, or when two keys share a `kid`.
+    pub fn from_jwks_document(bytes: &[u8], allowed: &[Algorithm]) -> Result<KeySet, String> {
+        #[derive(serde::Deserialize)]
+        struct Document {
+            keys: Vec<serde_json::Value>,
+        }
+        let doc: Document = serde_json::from_slice(bytes).map_err(|e| format!("not a JWKS: {e}"))?;
+        let mut keys = Vec::new();
+        let mut usable: Vec<Vec<u8>> = Vec::new();
+        for value in &doc.keys {
+            if let Ok(Some(key)) = compile_jwk("jwk", value)
+                && allowed.contains(&key.alg)
+            {
+                keys.push(key);
+                usable.push(serde_json::to_vec(value).unwrap_or_default());
+            }
+        }
+        if keys.is_empty() {
+            return Err("no key usable with the allowed algorithms".into());
+        }
+        if let Some(kid) = duplicate_kid(&keys) {
+            return Err(format!("duplicate kid \"{kid}\""));
+        }
+        usable.sort();
+        let parts: Vec<&[u8]> = usable.iter().map(Vec::as_slice).collect();
+        Ok(KeySet { keys, fingerprint: crate::remote::fingerprint(&parts) })
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    fn by_kid(&self, kid: &str) -> Option<&Key> {
+        self.keys.iter().find(|k| k.kid.as_deref() == Some(kid))
+    }
+
+    fn of_alg(&self, alg: Algorithm) -> impl Iterator<Item = &Key> {
+        self.keys.iter().filter(move |k| k.alg == alg)
+    }
+
+    /// Every key's `kid` (for logs and diagnostics).
+    pub fn kids(&self) -> impl Iterator<Item = Option<&str>> {
+        self.keys.iter().map(|k| k.kid.as_deref())
+    }
+}
+
+fn duplicate_kid(keys: &[Key]) -> Option<&str> {
+    keys.iter().enumerate().find_map(|(i, key)| {
+        let kid = key.kid.as_deref()?;
+        keys.iter().skip(i + 1).any(|k| k.kid.as_deref() == Some(kid)).then_some(kid)
+    })
+}
+
+/// The keys in force: the inline ones (a floor that survives anything) and,
+/// when `keys.remote` is configured, the last good fetched set until it goes
+/// stale. One per VM; the fetcher replaces the remote set.
+#[derive(Debug)]
+pub struct KeyRing {
+    allowed: Vec<Algorithm>,
+    inline: KeySet,
+    remote: Option<RemoteKeys>,
+}
+
+/// The fetched key set in force, if any.
+#[derive(Debug, Default)]
+struct RemoteKeys {
+    set: Option<std::rc::Rc<KeySet>>,
+    /// Changes exactly when the set's content does.
+    generation: u64,
+    /// When the set goes stale (`max_stale_seconds` after its last fetch).
+    stale_at: u64,
+}
+
+impl KeyRing {
+    pub fn new(allowed: Vec<Algorithm>, inline: KeySet, remote_configured: bool) -> KeyRing {
+        KeyRing { allowed, inline, remote: remote_configured.then(RemoteKeys::default) }
+    }
+
+    pub fn allowed(&self) -> &[Algorithm] {
+        &self.allowed
+    }
+
+    /// Identifies the keys a verdict was decided under: the remote set's
+    /// generation, and whether it was in force (it goes stale by itself).
+    pub fn epoch(&self, now: u64) -> u64 {
+        self.remote.as_ref().map_or(0, |r| r.generation * 2 + u64::from(now < r.stale_at && r.set.is_some()))
+    }
+
+    /// Installs a fetched key set of this generation.
+    pub fn set_remote(&mut self, set: std::rc::Rc<KeySet>, generation: u64) {
+        if let Some(remote) = &mut self.remote {
+            remote.set = Some(set);
+            remote.generation = generation;
+        }
+    }
+
+    /// Until when the fetched set may be trusted (its last fetch plus
+    /// `max_stale_seconds`); it is dropped from then on.
+    pub fn set_fresh_until(&mut self, stale_at: u64) {
+        if let Some(remote) = &mut self.remote {
+            remote.stale_at = stale_at;
+        }
+    }
+
+    /// The fetched set, while it is fresh enough to trust.
+    pub fn remote(&self, now: u64) -> Option<&KeySet> {
+        self.remote.as_ref().filter(|r| now < r.stale_at).and_then(|r| r.set.as_deref())
+    }
+
+    pub fn remote_configured(&self) -> bool {
+        self.remote.is_some()
     }
 
     /// Picks the key for a token header: by `kid` when there is one (its key
-    /// must be of the same algorithm), else the only key of that algorithm.
-    pub fn select(&self, alg: Algorithm, kid: Option<&str>) -> Result<&Key, KeyMiss> {
-        if !self.is_allowed(alg) {
+    /// must be of the same algorithm; inline keys first), else the only key
+    /// of that algorithm. A key that could only be in a remote set that is
+    /// not in force is `Unavailable`, never `UnknownKid`.
+    pub fn select(&self, alg: Algorithm, kid: Option<&str>, now: u64) -> Result<&Key, KeyMiss> {
+        if !self.allowed.contains(&alg) {
             return Err(KeyMiss::AlgNotAllowed);
         }
+        let remote = self.remote(now);
+        let missing =
+            if self.remote_configured() && remote.is_none() { KeyMiss::Unavailable } else { KeyMiss::UnknownKid };
         match kid {
             Some(kid) => {
-                let key = self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)).ok_or(KeyMiss::UnknownKid)?;
+                let key = self.inline.by_kid(kid).or_else(|| remote.and_then(|r| r.by_kid(kid))).ok_or(missing)?;
                 if key.alg == alg { Ok(key) } else { Err(KeyMiss::AlgNotAllowed) }
             }
             None => {
-                let mut of_alg = self.keys.iter().filter(|k| k.alg == alg);
+                // Without a kid, a remote set that is not in force might hold
+                // a second key of the algorithm: nothing can be chosen.
+                if missing == KeyMiss::Unavailable {
+                    return Err(missing);
+                }
+                let mut of_alg = self.inline.of_alg(alg).chain(remote.into_iter().flat_map(|r| r.of_alg(alg)));
                 match (of_alg.next(), of_alg.next()) {
                     (Some(key), None) => Ok(key),
                     _ => Err(KeyMiss::UnknownKid),
@@ -119,8 +249,10 @@ impl KeySet {
     }
 }
 
-fn compile_algorithms(raw: &RawConfig) -> Result<Vec<Algorithm>, ConfigError> {
-    let Some(names) = &raw.algorithms else {
+/// The algorithm allow-list: every asymmetric algorithm when the config names
+/// none; HMAC only with explicit secrets; `none` never.
+pub(crate) fn compile_algorithms(names: Option<&[String]>, has_hmac: bool) -> Result<Vec<Algorithm>, ConfigError> {
+    let Some(names) = names else {
         return Ok(ASYMMETRIC.to_vec());
     };
     if names.is_empty() {
@@ -132,7 +264,7 @@ fn compile_algorithms(raw: &RawConfig) -> Result<Vec<Algorithm>, ConfigError> {
         .map(|(i, name)| {
             let field = format!("algorithms[{i}]");
             let alg = parse_alg(&field, name)?;
-            if alg.family() == AlgorithmFamily::Hmac && raw.hmac_secrets.is_empty() {
+            if alg.family() == AlgorithmFamily::Hmac && !has_hmac {
                 return Err(ConfigError::new(
                     field,
                     format!("{name} is a shared-secret algorithm: it needs an explicit hmac_secrets entry"),

@@ -5,17 +5,23 @@
 //! unit-tests natively; [`proxy`] is the thin proxy-wasm adapter, built only
 //! for `wasm32`.
 
+pub mod binding;
 pub mod cache;
 pub mod config;
 pub mod crypto;
 pub mod decision;
+pub mod error;
 pub mod json_path;
 pub mod keys;
 pub mod license;
 pub mod plans;
 pub mod reason;
+pub mod remote;
 pub mod request;
+pub mod revocation;
 pub mod routes;
+pub mod runtime;
+pub mod schema;
 pub mod stats;
 pub mod strict_json;
 pub mod token_source;

@@ -36,6 +36,9 @@ pub struct License {
     /// Values for the configured `forward.headers`, in the config's order;
     /// `None` where the claim is absent or cannot be a header value.
     pub forwarded: Vec<Option<String>>,
+    /// The deployments the license is bound to (`binding.claim`); `None`
+    /// when it carries no such claim (or binding is off).
+    pub deployments: Option<Vec<String>>,
 }
 
 impl License {

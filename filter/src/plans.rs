@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config::{ConfigError, RawPlan};
+use crate::error::ConfigError;
+use crate::schema::RawPlan;
 
 #[derive(Debug, Default)]
 pub struct Plans {

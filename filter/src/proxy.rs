@@ -1,34 +1,57 @@
 //! The proxy-wasm adapter: configuration in `on_configure`, one decision per
-//! request in `on_http_request_headers`. All policy lives in the core modules;
-//! this file only moves data between them and the host.
+//! request in `on_http_request_headers`, the remote documents on `on_tick`
+//! and `on_http_call_response`. All policy lives in the core modules; this
+//! file only moves data between them and the host.
 
+use rustc_hash::FxHashMap as HashMap;
+use std::cell::{Cell, RefCell};
+use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action as HostAction, BufferType, ContextType, LogLevel, MapType, MetricType};
 
+use crate::binding::{Identity, IdentitySource};
 use crate::cache::SharedStore;
-use crate::config::Config;
+use crate::config::{Config, Policy};
 use crate::decision::{Action, Decision, Verdict, decide};
+use crate::keys::KeySet;
+use crate::reason::Reason;
+use crate::remote::{
+    Document, FetchOutcome, FetchRecord, FetchRequest, FetchResponse, Fetcher, Published, RemoteSettings, Validated,
+};
 use crate::request::{HeaderEdit, RequestHeaders, decode_header_map};
-use crate::stats::{Counter, REMAINING_VALIDITY, Trace, counted, remaining_validity};
-use crate::verify::Verifier;
+use crate::revocation::RevocationList;
+use crate::runtime::{Runtime, Trace};
+use crate::stats::{Counter, Gauge, REMAINING_VALIDITY, counted, remaining_validity};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { gate: None }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
+
+/// How often each VM looks at the fetch state in shared data.
+const TICK: Duration = Duration::from_millis(500);
+/// At most one log line per document per VM this often about failed fetches.
+const FAILURE_LOG_INTERVAL_MS: u64 = 10_000;
 
 fn log(level: LogLevel, message: &str) {
     // Logging must never take the request down with it.
     let _ = hostcalls::log(level, message);
 }
 
-/// Seconds since the epoch on the host's clock.
+/// Milliseconds since the epoch on the host's clock.
+fn now_millis() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 fn now_seconds() -> u64 {
-    hostcalls::get_current_time().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs())
+    now_millis() / 1_000
 }
 
 /// Envoy's shared data: one store for every worker of the process.
@@ -50,20 +73,33 @@ impl SharedStore for HostSharedData {
 /// Metric ids, defined once per VM when the configuration is accepted.
 struct Metrics {
     counters: Vec<Option<u32>>,
+    gauges: Vec<Option<u32>>,
     remaining: Option<u32>,
 }
 
 impl Metrics {
-    fn define() -> Metrics {
+    fn define(remote: bool) -> Metrics {
         let counters =
             Counter::all().into_iter().map(|c| hostcalls::define_metric(MetricType::Counter, &c.name()).ok()).collect();
+        // Gauges only where something sets them: an idle 0 would read as "no keys".
+        let gauges = Gauge::ALL
+            .iter()
+            .map(|g| if remote { hostcalls::define_metric(MetricType::Gauge, g.name()).ok() } else { None })
+            .collect();
         let remaining = hostcalls::define_metric(MetricType::Histogram, REMAINING_VALIDITY).ok();
-        Metrics { counters, remaining }
+        Metrics { counters, gauges, remaining }
     }
 
     fn count(&self, counter: Counter) {
         if let Some(Some(id)) = self.counters.get(counter.index()) {
             let _ = hostcalls::increment_metric(*id, 1);
+        }
+    }
+
+    fn set(&self, gauge: Gauge, value: u64) {
+        let index = Gauge::ALL.iter().position(|g| *g == gauge).unwrap_or(0);
+        if let Some(Some(id)) = self.gauges.get(index) {
+            let _ = hostcalls::record_metric(*id, value);
         }
     }
 
@@ -74,17 +110,213 @@ impl Metrics {
     }
 }
 
-/// What every request of this VM shares: the compiled config and the stats.
+/// What every request of this VM shares: the policy, the runtime state the
+/// root context keeps current, and the stats.
 struct Shared {
-    config: Config,
+    policy: Policy,
+    runtime: RefCell<Runtime>,
     metrics: Metrics,
+    /// A request met an unknown `kid` with remote keys configured.
+    early_refresh: Cell<bool>,
 }
 
+/// One fetched document's fetcher, and its last failure log line.
+struct Remote {
+    document: Document,
+    fetcher: Fetcher,
+    last_failure_log_ms: u64,
+}
+
+#[derive(Default)]
 struct Root {
     gate: Option<Rc<Shared>>,
+    remotes: Vec<Remote>,
+    /// `dispatch_http_call` tokens in flight, by the remote they fetch for.
+    calls: HashMap<u32, usize>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
+        let Some(index) = self.calls.remove(&token) else { return };
+        let Some(shared) = self.gate.clone() else { return };
+        let Some(remote) = self.remotes.get_mut(index) else { return };
+        let max_bytes = remote.fetcher.settings.max_bytes;
+        let headers = if num_headers == 0 {
+            Vec::new()
+        } else {
+            header_map(MapType::HttpCallResponseHeaders).and_then(|w| decode_header_map(&w)).unwrap_or_default()
+        };
+        let header = |name: &str| {
+            headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).and_then(|(_, v)| std::str::from_utf8(v).ok())
+        };
+        let status = header(":status").and_then(|s| s.parse::<u32>().ok());
+        let etag = header("etag").map(str::to_string);
+        let body = if body_size > max_bytes {
+            Err(body_size)
+        } else {
+            Ok(hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten().unwrap_or_default())
+        };
+        let now_ms = now_millis();
+        let response = FetchResponse { status, etag, body };
+        let document = remote.document;
+        let (outcome, published) = {
+            let runtime = shared.runtime.borrow();
+            let validate = |body: &[u8], current: &FetchRecord| {
+                validate(document, &shared.policy, &runtime, body, current, now_ms)
+            };
+            remote.fetcher.on_response(&HostSharedData, now_ms, response, validate)
+        };
+        record_fetch(&shared, remote, &outcome, now_ms);
+        if let Some(published) = published {
+            install(&shared, remote, published, now_ms);
+        }
+        keep_fresh(&shared, remote);
+        set_gauges(&shared, now_ms, &self.remotes);
+    }
+}
+
+/// Tells the runtime until when the remote document in force may be trusted.
+fn keep_fresh(shared: &Shared, remote: &Remote) {
+    let fresh_until = remote.fetcher.fresh_until();
+    let mut runtime = shared.runtime.borrow_mut();
+    match remote.document {
+        Document::Jwks => runtime.keys.set_fresh_until(fresh_until),
+        Document::Revocations => runtime.revocations.set_fresh_until(fresh_until),
+    }
+}
+
+/// Checks a fetched document as this kind of document, against what is in
+/// force (a revocation list must not be older than the one in force).
+fn validate(
+    document: Document,
+    policy: &Policy,
+    runtime: &Runtime,
+    body: &[u8],
+    current: &FetchRecord,
+    now_ms: u64,
+) -> Result<Validated, String> {
+    match document {
+        Document::Jwks => KeySet::from_jwks_document(body, runtime.keys.allowed())
+            .map(|set| Validated { fingerprint: set.fingerprint, issued_at: 0 }),
+        Document::Revocations => {
+            let now = now_ms / 1_000;
+            let list =
+                RevocationList::parse(body, &runtime.keys, policy.verifier.issuers(), now, policy.verifier.skew())?;
+            if current.fetched_at_ms > 0 && list.issued_at < current.issued_at {
+                return Err(format!(
+                    "issued at {}, older than the list in force ({})",
+                    list.issued_at, current.issued_at
+                ));
+            }
+            Ok(list.validated())
+        }
+    }
+}
+
+/// Puts a published document in force in this VM. A document this VM
+/// cannot read yet (a revocation list signed by a key it has not fetched)
+/// is read again on the next tick.
+fn install(shared: &Shared, remote: &mut Remote, published: Published, now_ms: u64) {
+    let mut runtime = shared.runtime.borrow_mut();
+    let installed = match remote.document {
+        Document::Jwks => KeySet::from_jwks_document(&published.document, runtime.keys.allowed())
+            .map(|set| runtime.keys.set_remote(Rc::new(set), published.generation)),
+        Document::Revocations => {
+            let policy = &shared.policy;
+            RevocationList::parse(
+                &published.document,
+                &runtime.keys,
+                policy.verifier.issuers(),
+                now_ms / 1_000,
+                policy.verifier.skew(),
+            )
+            .map(|list| runtime.revocations.set_remote(Rc::new(list), published.generation))
+        }
+    };
+    if let Err(why) = installed {
+        remote.fetcher.forget_generation();
+        log(
+            LogLevel::Warn,
+            &format!("license-gate: {}: cannot install the published document yet: {why}", name(remote)),
+        );
+    }
+}
+
+fn name(remote: &Remote) -> &'static str {
+    match remote.document {
+        Document::Jwks => "keys.remote",
+        Document::Revocations => "revocation.remote",
+    }
+}
+
+/// Counts a fetch and logs a failure (at most once per interval).
+fn record_fetch(shared: &Shared, remote: &mut Remote, outcome: &FetchOutcome, now_ms: u64) {
+    match outcome {
+        FetchOutcome::Success { .. } => shared.metrics.count(Counter::FetchSuccess(remote.document)),
+        FetchOutcome::Failed { failure, detail } => {
+            shared.metrics.count(Counter::FetchFailed(remote.document, *failure));
+            if now_ms.saturating_sub(remote.last_failure_log_ms) >= FAILURE_LOG_INTERVAL_MS {
+                remote.last_failure_log_ms = now_ms;
+                let settings = &remote.fetcher.settings;
+                log(
+                    LogLevel::Warn,
+                    &format!(
+                        "license-gate: {}: fetching {} from cluster \"{}\" failed ({}): {detail}; the last good document stays in force",
+                        name(remote),
+                        settings.path,
+                        settings.cluster,
+                        failure.code()
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn set_gauges(shared: &Shared, now_ms: u64, remotes: &[Remote]) {
+    let runtime = shared.runtime.borrow();
+    let now = now_ms / 1_000;
+    for remote in remotes {
+        let age = remote.fetcher.fetched_at_ms().map(|at| now_ms.saturating_sub(at) / 1_000);
+        match remote.document {
+            Document::Jwks => {
+                shared.metrics.set(Gauge::JwksKeys, runtime.keys.remote(now).map_or(0, |s| s.len() as u64));
+                if let Some(age) = age {
+                    shared.metrics.set(Gauge::JwksAge, age);
+                }
+            }
+            Document::Revocations => {
+                shared.metrics.set(Gauge::RevocationIds, runtime.revocations.remote_len() as u64);
+                if let Some(age) = age {
+                    shared.metrics.set(Gauge::RevocationAge, age);
+                }
+            }
+        }
+    }
+}
+
+/// The gateway's identity for deployment binding, read once.
+fn read_identity(source: &IdentitySource) -> Identity {
+    match source {
+        IdentitySource::Value(v) => Ok(v.clone()),
+        IdentitySource::Property(path) => {
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            match hostcalls::get_property(path) {
+                Ok(Some(bytes)) if !bytes.is_empty() => {
+                    String::from_utf8(bytes).map_err(|_| format!("{} is not text", source.describe()))
+                }
+                _ => Err(format!("{} is not set", source.describe())),
+            }
+        }
+    }
+}
+
+/// A random id for this VM: context ids repeat across workers.
+fn vm_id() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(now_millis());
+    hasher.finish().max(1)
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
@@ -94,16 +326,78 @@ impl RootContext for Root {
             log(LogLevel::Error, "license-gate: config: config: the plugin configuration is empty");
             return false;
         }
-        match Config::from_json(&bytes) {
-            Ok(config) => {
-                self.gate = Some(Rc::new(Shared { config, metrics: Metrics::define() }));
-                true
-            }
+        let config = match Config::from_json(&bytes) {
+            Ok(config) => config,
             Err(e) => {
                 log(LogLevel::Error, &e.to_string());
-                false
+                return false;
+            }
+        };
+        let Config { policy, mut runtime, remote_keys, remote_revocations, fingerprint } = config;
+        if let Some(binding) = &policy.binding {
+            runtime.identity = read_identity(&binding.identity);
+            if let Err(why) = &runtime.identity {
+                log(
+                    LogLevel::Error,
+                    &format!(
+                        "license-gate: binding: the gateway's identity cannot be read ({why}): every bound license is refused"
+                    ),
+                );
             }
         }
+        let id = vm_id();
+        let prefix =
+            |document: Document| format!("lg2:{}:{fingerprint}:{}", crate::cache::build_id(), document.stat_name());
+        let remote = |document: Document, settings: Option<RemoteSettings>| {
+            settings.map(|s| Remote {
+                document,
+                fetcher: Fetcher::new(s, prefix(document), id),
+                last_failure_log_ms: 0,
+            })
+        };
+        // Keys first: a revocation list is verified with them.
+        self.remotes = [remote(Document::Jwks, remote_keys), remote(Document::Revocations, remote_revocations)]
+            .into_iter()
+            .flatten()
+            .collect();
+        self.calls.clear();
+        let metrics = Metrics::define(!self.remotes.is_empty());
+        self.gate =
+            Some(Rc::new(Shared { policy, runtime: RefCell::new(runtime), metrics, early_refresh: Cell::new(false) }));
+        if !self.remotes.is_empty() {
+            let _ = hostcalls::set_tick_period(TICK);
+        }
+        true
+    }
+
+    fn on_tick(&mut self) {
+        let Some(shared) = self.gate.clone() else { return };
+        let now_ms = now_millis();
+        if shared.early_refresh.take()
+            && let Some(jwks) = self.remotes.iter().find(|r| r.document == Document::Jwks)
+        {
+            jwks.fetcher.request_early_refresh();
+        }
+        for index in 0..self.remotes.len() {
+            let Some(remote) = self.remotes.get_mut(index) else { continue };
+            let outcome = remote.fetcher.tick(&HostSharedData, now_ms);
+            if let Some(published) = outcome.published {
+                install(&shared, remote, published, now_ms);
+            }
+            keep_fresh(&shared, remote);
+            if let Some(request) = outcome.fetch {
+                match dispatch(&request) {
+                    Some(token) => {
+                        self.calls.insert(token, index);
+                    }
+                    None => {
+                        let outcome = remote.fetcher.dispatch_failed(&HostSharedData, now_ms);
+                        record_fetch(&shared, remote, &outcome, now_ms);
+                    }
+                }
+            }
+        }
+        set_gauges(&shared, now_ms, &self.remotes);
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -116,6 +410,12 @@ impl RootContext for Root {
     }
 }
 
+fn dispatch(request: &FetchRequest) -> Option<u32> {
+    let headers: Vec<(&str, &str)> = request.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let timeout = Duration::from_millis(request.timeout_ms);
+    hostcalls::dispatch_http_call(&request.cluster, headers, None, vec![], timeout).ok()
+}
+
 struct Gate {
     shared: Rc<Shared>,
 }
@@ -126,21 +426,24 @@ impl HttpContext for Gate {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> HostAction {
         // Headers that cannot be fetched or decoded are no headers: every
         // rule that needs a part of them then fails closed.
-        let headers = request_header_map().and_then(|wire| decode_header_map(&wire)).unwrap_or_default();
+        let headers =
+            header_map(MapType::HttpRequestHeaders).and_then(|wire| decode_header_map(&wire)).unwrap_or_default();
         let req = RequestHeaders::new(headers);
-        let config = &self.shared.config;
+        let shared = &self.shared;
+        let runtime = shared.runtime.borrow();
         let now = now_seconds();
         let mut trace = Trace::default();
         let mut verify = |token: &str, now: u64| {
-            let (verdict, outcome) = config.cache.verdict(&HostSharedData, token, now, |t| {
-                let result = config.verifier.verify(t, now);
-                trace.signature_checked = Verifier::signature_checked(&result);
-                result
-            });
-            trace.cache = outcome;
+            let (verdict, t) = runtime.verdict(&shared.policy, &HostSharedData, token, now);
+            trace = t;
             verdict
         };
-        let decision = decide(config, &req, now, &mut verify);
+        let decision = decide(&shared.policy, &runtime.identity, &req, now, &mut verify);
+        if matches!(decision.verdict, Verdict::Denied { reason: Reason::UnknownKid, .. })
+            && runtime.keys.remote_configured()
+        {
+            shared.early_refresh.set(true);
+        }
         self.record(&req, &decision, &trace, now);
         apply(decision.action(&req, now))
     }
@@ -218,10 +521,10 @@ fn apply(action: Action) -> HostAction {
     }
 }
 
-/// The request header map in wire format, straight from the host (see
+/// A header map in wire format, straight from the host (see
 /// [`decode_header_map`] for why not the SDK's `get_map_bytes`).
 #[allow(unsafe_code)]
-fn request_header_map() -> Option<Vec<u8>> {
+fn header_map(map_type: MapType) -> Option<Vec<u8>> {
     use proxy_wasm::types::Status;
 
     #[link(wasm_import_module = "env")]
@@ -236,7 +539,7 @@ fn request_header_map() -> Option<Vec<u8>> {
     // over to us; we take ownership of it once, as the SDK's own
     // `get_map_bytes` does.
     unsafe {
-        match proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut data, &mut size) {
+        match proxy_get_header_map_pairs(map_type, &mut data, &mut size) {
             Status::Ok if data.is_null() => Some(Vec::new()),
             Status::Ok => Some(Vec::from_raw_parts(data, size, size)),
             _ => None,

@@ -32,10 +32,18 @@ pub enum Reason {
     /// A request part a rule needs (path, host, method) cannot be read: the
     /// filter cannot tell which rule applies, so it applies none.
     InvalidRequest,
+    /// The license's id is on the revocation list.
+    Revoked,
+    /// The keys (or the revocation list) needed to decide are not in force:
+    /// not fetched yet, or stale. Temporary: 503 with `Retry-After`.
+    KeysUnavailable,
+    /// The license is bound to other deployments than this gateway's (or
+    /// binding is required and the license names none).
+    BindingMismatch,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 15] = [
         Reason::Missing,
         Reason::Malformed,
         Reason::AlgNotAllowed,
@@ -48,6 +56,9 @@ impl Reason {
         Reason::FeatureMissing,
         Reason::RouteDenied,
         Reason::InvalidRequest,
+        Reason::Revoked,
+        Reason::KeysUnavailable,
+        Reason::BindingMismatch,
     ];
 
     pub fn code(self) -> &'static str {
@@ -64,6 +75,9 @@ impl Reason {
             Reason::FeatureMissing => "feature_missing",
             Reason::RouteDenied => "route_denied",
             Reason::InvalidRequest => "invalid_request",
+            Reason::Revoked => "revoked",
+            Reason::KeysUnavailable => "keys_unavailable",
+            Reason::BindingMismatch => "binding_mismatch",
         }
     }
 
@@ -75,8 +89,9 @@ impl Reason {
     /// would help) but is not allowed here.
     pub fn status(self) -> u32 {
         match self {
-            Reason::FeatureMissing | Reason::RouteDenied => 403,
+            Reason::FeatureMissing | Reason::RouteDenied | Reason::BindingMismatch => 403,
             Reason::InvalidRequest => 400,
+            Reason::KeysUnavailable => 503,
             _ => 401,
         }
     }
@@ -96,6 +111,9 @@ impl Reason {
             Reason::FeatureMissing => "the license does not grant the features this route requires",
             Reason::RouteDenied => "this route is closed",
             Reason::InvalidRequest => "the request's path, host or method cannot be read",
+            Reason::Revoked => "the license has been revoked",
+            Reason::KeysUnavailable => "the gateway cannot verify licenses right now; retry later",
+            Reason::BindingMismatch => "the license is not valid for this deployment",
         }
     }
 
@@ -140,5 +158,10 @@ mod tests {
         assert_eq!(Reason::RouteDenied.status(), 403);
         assert_eq!(Reason::InvalidRequest.status(), 400);
         assert_eq!(Reason::InvalidRequest.bearer_error(), None);
+        assert_eq!(Reason::Revoked.status(), 401);
+        assert_eq!(Reason::Revoked.bearer_error(), Some("invalid_token"));
+        assert_eq!(Reason::KeysUnavailable.status(), 503);
+        assert_eq!(Reason::KeysUnavailable.bearer_error(), None);
+        assert_eq!(Reason::BindingMismatch.status(), 403);
     }
 }

@@ -153,6 +153,12 @@ pub fn decode_header_map(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
     Some(pairs)
 }
 
+/// An RFC 9110 token in lower case (HTTP/2 and Envoy want lower-case names).
+pub fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// One edit of the request headers, applied by the host adapter in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderEdit<'a> {
@@ -192,6 +198,15 @@ mod tests {
         assert_eq!(path(b"/api/\xffadmin"), Err(Unreadable(":path")));
         assert_eq!(headers(&[]).path(), Err(Unreadable(":path")));
         assert_eq!(headers(&[(":path", b"/a"), (":path", b"/b")]).path(), Err(Unreadable(":path")));
+    }
+
+    #[test]
+    fn header_names() {
+        assert!(is_header_name("x-license-tenant"));
+        assert!(!is_header_name("X-License"));
+        assert!(!is_header_name(":path"));
+        assert!(!is_header_name("a b"));
+        assert!(!is_header_name(""));
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! matching stops there with [`Unreadable`]: the filter cannot tell whether
 //! the rule applies, so it must not fall through to a later, laxer one.
 
-use crate::config::{ConfigError, DefaultAction, LicenseMode, RawRule};
+use crate::error::ConfigError;
 use crate::request::{Readable, Unreadable};
+use crate::schema::{DefaultAction, LicenseMode, RawRule};
 
 /// What a route asks of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]

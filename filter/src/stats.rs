@@ -9,6 +9,8 @@ use crate::cache::CacheOutcome;
 use crate::decision::{Decision, Verdict};
 use crate::license::LicenseStatus;
 use crate::reason::Reason;
+use crate::remote::{Document, FetchFailure};
+use crate::runtime::Trace;
 
 /// One counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +28,36 @@ pub enum Counter {
     CacheMiss,
     /// Signature checks actually performed (cache misses that got that far).
     SignatureVerifications,
+    /// A remote document fetched and found good (new or unchanged).
+    FetchSuccess(Document),
+    /// A fetch that failed, by why; the last good document stays.
+    FetchFailed(Document, FetchFailure),
+}
+
+/// The gauges, set on every tick of every worker (to the same values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gauge {
+    /// Keys of the remote JWKS in force (0 when none is).
+    JwksKeys,
+    /// Seconds since the JWKS was last fetched successfully.
+    JwksAge,
+    /// Ids on the remote revocation list in force.
+    RevocationIds,
+    /// Seconds since the revocation list was last fetched successfully.
+    RevocationAge,
+}
+
+impl Gauge {
+    pub const ALL: [Gauge; 4] = [Gauge::JwksKeys, Gauge::JwksAge, Gauge::RevocationIds, Gauge::RevocationAge];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Gauge::JwksKeys => "license_gate.jwks_keys",
+            Gauge::JwksAge => "license_gate.jwks_age_seconds",
+            Gauge::RevocationIds => "license_gate.revocation_ids",
+            Gauge::RevocationAge => "license_gate.revocation_age_seconds",
+        }
+    }
 }
 
 /// The histogram of remaining license validity, in seconds, per licensed request.
@@ -44,6 +76,10 @@ impl Counter {
         ];
         all.extend(Reason::ALL.iter().map(|r| Counter::Denied(*r)));
         all.extend(Reason::ALL.iter().map(|r| Counter::DryRunWouldDeny(*r)));
+        all.extend(Document::ALL.iter().map(|d| Counter::FetchSuccess(*d)));
+        for d in Document::ALL {
+            all.extend(FetchFailure::ALL.iter().map(|f| Counter::FetchFailed(d, *f)));
+        }
         all
     }
 
@@ -58,6 +94,11 @@ impl Counter {
             Counter::SignatureVerifications => 5,
             Counter::Denied(r) => 6 + reason_index(r),
             Counter::DryRunWouldDeny(r) => 6 + Reason::ALL.len() + reason_index(r),
+            Counter::FetchSuccess(d) => 6 + 2 * Reason::ALL.len() + d.index(),
+            Counter::FetchFailed(d, f) => {
+                let failure = FetchFailure::ALL.iter().position(|x| *x == f).unwrap_or(0);
+                6 + 2 * Reason::ALL.len() + Document::ALL.len() + d.index() * FetchFailure::ALL.len() + failure
+            }
         }
     }
 
@@ -71,15 +112,10 @@ impl Counter {
             Counter::SignatureVerifications => "license_gate.signature_verifications".into(),
             Counter::Denied(r) => format!("license_gate.reason.{}.denied", r.code()),
             Counter::DryRunWouldDeny(r) => format!("license_gate.reason.{}.dry_run_would_deny", r.code()),
+            Counter::FetchSuccess(d) => format!("license_gate.{}_fetch_success", d.stat_name()),
+            Counter::FetchFailed(d, f) => format!("license_gate.reason.{}.{}_fetch_failed", f.code(), d.stat_name()),
         }
     }
-}
-
-/// What verification did for one request, beyond its verdict.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Trace {
-    pub cache: Option<CacheOutcome>,
-    pub signature_checked: bool,
 }
 
 /// The counters one decided request increments (at most four; no allocation).
@@ -129,5 +165,10 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), all.len());
         assert_eq!(Counter::Denied(Reason::Expired).name(), "license_gate.reason.expired.denied");
+        assert_eq!(
+            Counter::FetchFailed(Document::Revocations, FetchFailure::TooLarge).name(),
+            "license_gate.reason.too_large.revocation_fetch_failed"
+        );
+        assert_eq!(Counter::FetchSuccess(Document::Jwks).name(), "license_gate.jwks_fetch_success");
     }
 }

@@ -10,9 +10,10 @@
 
 use std::borrow::Cow;
 
-use crate::config::{ConfigError, RawTokenSource, is_header_name};
+use crate::error::ConfigError;
 use crate::reason::Reason;
-use crate::request::{HeaderEdit, RequestHeaders};
+use crate::request::{HeaderEdit, RequestHeaders, is_header_name};
+use crate::schema::RawTokenSource;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSource {

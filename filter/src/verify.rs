@@ -1,5 +1,8 @@
-//! Token verification: compact JWS parsing, key selection, the cheap claim
-//! checks, then the signature. Each failure maps to one stable [`Reason`].
+//! Token verification, the authenticator: compact JWS parsing, key
+//! selection, the cheap claim checks, then the signature. Each failure maps
+//! to one stable [`Reason`]. Entitlements (plans, required features,
+//! binding) are policy and live elsewhere: this module only says whether a
+//! token is a genuine, current license and what it claims.
 //!
 //! Time comes in as an argument (the host clock), never from `SystemTime`.
 
@@ -11,10 +14,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
-use crate::config::ConfigError;
-use crate::keys::{KeyMiss, KeySet};
+use crate::error::ConfigError;
+use crate::keys::{Key, KeyMiss, KeyRing};
 use crate::license::License;
-use crate::plans::Plans;
 use crate::reason::Reason;
 use crate::strict_json::object_from_slice;
 
@@ -25,6 +27,8 @@ pub struct ClaimNames {
     pub plan: String,
     pub tenant: String,
     pub license_id: String,
+    /// The deployments a license is bound to (`binding.claim`), when binding is on.
+    pub deployments: Option<String>,
     /// Claims copied into upstream headers, in `forward.headers` order.
     pub forwarded: Vec<String>,
 }
@@ -33,36 +37,65 @@ pub struct ClaimNames {
 pub struct Verifier {
     issuers: Vec<String>,
     audiences: Vec<String>,
-    keys: KeySet,
-    plans: Plans,
     claims: ClaimNames,
     skew: u64,
     grace: u64,
 }
 
-/// The JOSE header fields the filter acts on.
-struct JoseHeader {
-    alg: String,
-    kid: Option<String>,
+/// A compact JWS split into its parts, the header parsed (strictly: no
+/// duplicate members, no `crit`). Shared by licenses and revocation lists.
+pub struct Jws<'t> {
+    pub alg: Algorithm,
+    pub kid: Option<String>,
+    pub typ: Option<String>,
+    payload_b64: &'t str,
+    signed: &'t [u8],
+    signature_b64: &'t str,
 }
 
-impl JoseHeader {
-    fn parse(part: &str) -> Result<JoseHeader, Reason> {
-        let mut fields = decode_object(part)?;
+impl<'t> Jws<'t> {
+    pub fn parse(token: &'t str) -> Result<Jws<'t>, Reason> {
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Reason::Malformed);
+        };
+        let mut header = decode_object(header_b64)?;
         // Critical extensions (RFC 7515 §4.1.11): the filter understands none.
-        if fields.contains_key("crit") {
+        if header.contains_key("crit") {
             return Err(Reason::Malformed);
         }
-        let alg = match fields.remove("alg") {
-            Some(Value::String(alg)) => alg,
-            _ => return Err(Reason::Malformed),
+        let mut text = |name: &str| match header.remove(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(Reason::Malformed),
         };
-        let kid = match fields.remove("kid") {
-            None => None,
-            Some(Value::String(kid)) => Some(kid),
-            Some(_) => return Err(Reason::Malformed),
-        };
-        Ok(JoseHeader { alg, kid })
+        let alg = text("alg")?.ok_or(Reason::Malformed)?;
+        let alg = Algorithm::from_str(&alg).map_err(|_| Reason::AlgNotAllowed)?;
+        let (kid, typ) = (text("kid")?, text("typ")?);
+        let signed = token.as_bytes().get(..header_b64.len() + 1 + payload_b64.len()).ok_or(Reason::Malformed)?;
+        Ok(Jws { alg, kid, typ, payload_b64, signed, signature_b64 })
+    }
+
+    /// The key this JWS names, among the keys in force.
+    pub fn key<'k>(&self, keys: &'k KeyRing, now: u64) -> Result<&'k Key, Reason> {
+        keys.select(self.alg, self.kid.as_deref(), now).map_err(|miss| match miss {
+            KeyMiss::AlgNotAllowed => Reason::AlgNotAllowed,
+            KeyMiss::UnknownKid => Reason::UnknownKid,
+            KeyMiss::Unavailable => Reason::KeysUnavailable,
+        })
+    }
+
+    /// The payload, a JSON object with no member named twice.
+    pub fn claims(&self) -> Result<Map<String, Value>, Reason> {
+        decode_object(self.payload_b64)
+    }
+
+    /// Whether `key` signed it.
+    pub fn signed_by(&self, key: &Key) -> Result<(), Reason> {
+        let signature = URL_SAFE_NO_PAD.decode(self.signature_b64).map_err(|_| Reason::Malformed)?;
+        if key.verifies(self.signed, &signature) { Ok(()) } else { Err(Reason::BadSignature) }
     }
 }
 
@@ -70,8 +103,6 @@ impl Verifier {
     pub fn new(
         issuers: &[String],
         audiences: &[String],
-        keys: KeySet,
-        plans: Plans,
         claims: ClaimNames,
         skew: u64,
         grace: u64,
@@ -85,39 +116,31 @@ impl Verifier {
         if let Some(i) = audiences.iter().position(String::is_empty) {
             return Err(ConfigError::new(format!("audiences[{i}]"), "must not be empty"));
         }
-        Ok(Verifier { issuers: issuers.to_vec(), audiences: audiences.to_vec(), keys, plans, claims, skew, grace })
+        Ok(Verifier { issuers: issuers.to_vec(), audiences: audiences.to_vec(), claims, skew, grace })
     }
 
-    /// Verifies a compact JWS at time `now` (seconds since the epoch).
-    pub fn verify(&self, token: &str, now: u64) -> Result<License, Reason> {
-        let mut parts = token.split('.');
-        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(Reason::Malformed);
-        };
+    pub fn issuers(&self) -> &[String] {
+        &self.issuers
+    }
 
-        let header = JoseHeader::parse(header_b64)?;
-        let alg = Algorithm::from_str(&header.alg).map_err(|_| Reason::AlgNotAllowed)?;
-        let key = self.keys.select(alg, header.kid.as_deref()).map_err(|miss| match miss {
-            KeyMiss::AlgNotAllowed => Reason::AlgNotAllowed,
-            KeyMiss::UnknownKid => Reason::UnknownKid,
-        })?;
+    pub fn skew(&self) -> u64 {
+        self.skew
+    }
 
+    /// Verifies a compact JWS at time `now` (seconds since the epoch) with
+    /// the keys in force. The license carries the token's own features; its
+    /// plan is expanded by the policy.
+    pub fn verify(&self, token: &str, now: u64, keys: &KeyRing) -> Result<License, Reason> {
+        let jws = Jws::parse(token)?;
+        let key = jws.key(keys, now)?;
         // Cheap checks before the expensive one: a stale or foreign token
         // costs no signature verification.
-        let claims = decode_object(payload_b64)?;
+        let claims = jws.claims()?;
         self.check_claims(&claims, now)?;
         let license = self.license(&claims)?;
-        let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| Reason::Malformed)?;
-        let signed_len = header_b64.len() + 1 + payload_b64.len();
-        let message = token.as_bytes().get(..signed_len).ok_or(Reason::Malformed)?;
-
         // The signature is the last check: a result of `Ok` or `BadSignature`
         // means a verification was performed (see `signature_checked`).
-        if !key.verifies(message, &signature) {
-            return Err(Reason::BadSignature);
-        }
+        jws.signed_by(key)?;
         Ok(license)
     }
 
@@ -168,7 +191,7 @@ impl Verifier {
 
     fn license(&self, claims: &Map<String, Value>) -> Result<License, Reason> {
         let names = &self.claims;
-        let mut features: BTreeSet<String> = match claims.get(&names.features) {
+        let features: BTreeSet<String> = match claims.get(&names.features) {
             None | Some(Value::Null) => BTreeSet::new(),
             Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
             Some(Value::Array(items)) => items
@@ -182,11 +205,19 @@ impl Verifier {
             Some(Value::String(p)) => Some(p.clone()),
             Some(_) => return Err(Reason::Malformed),
         };
+        let deployments = match names.deployments.as_ref().and_then(|name| claims.get(name)) {
+            None => None,
+            Some(Value::String(d)) => Some(vec![d.clone()]),
+            Some(Value::Array(items)) => Some(
+                items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_string).ok_or(Reason::Malformed))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Some(_) => return Err(Reason::Malformed),
+        };
         let exp = numeric_date(claims, "exp")?;
         let window = exp.map(|e| self.window(e));
-        if let Some(granted) = plan.as_deref().and_then(|p| self.plans.features(p)) {
-            features.extend(granted.iter().cloned());
-        }
         Ok(License {
             features,
             plan,
@@ -196,6 +227,7 @@ impl Verifier {
             active_until: window.map(|w| w.0),
             valid_until: window.map(|w| w.1),
             forwarded: names.forwarded.iter().map(|c| claims.get(c).and_then(header_value)).collect(),
+            deployments,
         })
     }
 }
@@ -212,7 +244,7 @@ const U64_LIMIT: f64 = 18_446_744_073_709_551_616.0;
 /// A NumericDate claim in whole seconds (fractions are truncated). Anything
 /// else is malformed: not a number, negative, or beyond what a u64 of
 /// seconds holds (a float such as 1e30 must not read as "never expires").
-fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, Reason> {
+pub(crate) fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, Reason> {
     match claims.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {

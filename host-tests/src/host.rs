@@ -10,7 +10,9 @@ use wasmtime::error::Context as _;
 use wasmtime::{Caller, Config, Engine, Extern, FuncType, Linker, Memory, OptLevel, Val, ValType};
 use wasmtime::{Result, bail, format_err};
 
-use crate::process::{MetricKind, Process, STATUS_BAD_ARGUMENT, STATUS_NOT_FOUND, STATUS_OK, STATUS_UNIMPLEMENTED};
+use crate::process::{
+    CallRecord, MetricKind, Process, STATUS_BAD_ARGUMENT, STATUS_NOT_FOUND, STATUS_OK, STATUS_UNIMPLEMENTED, Scripted,
+};
 use crate::wire::{Pairs, decode_map, encode_map};
 
 /// A local response the module asked for.
@@ -47,13 +49,41 @@ pub struct HostState {
     pub unimplemented: Vec<&'static str>,
     /// What the module wrote to stdout/stderr through WASI.
     pub stdio: Vec<u8>,
+    /// `proxy_http_call`s not yet answered.
+    pub pending_calls: Vec<PendingCall>,
+    next_call_token: u32,
+    /// The answer being delivered (`proxy_on_http_call_response`), read
+    /// through map 6 (headers) and buffer 4 (body).
+    pub call_body: Vec<u8>,
+    /// When the next `proxy_on_tick` is due (clock milliseconds).
+    pub next_tick_ms: Option<u64>,
     rng: u64,
+}
+
+/// A `proxy_http_call` in flight: its token, when it was sent, its
+/// timeout, and the scripted answer.
+#[derive(Debug, Clone)]
+pub struct PendingCall {
+    pub token: u32,
+    pub sent_ms: u64,
+    pub timeout_ms: u64,
+    pub answer: Scripted,
+}
+
+impl PendingCall {
+    /// When Envoy would deliver it: the answer after its delay, or a
+    /// timeout (no headers, no body) at the timeout.
+    pub fn due_ms(&self) -> u64 {
+        match &self.answer {
+            Scripted::Answer { delay_ms, .. } if *delay_ms < self.timeout_ms => self.sent_ms + delay_ms,
+            _ => self.sent_ms + self.timeout_ms,
+        }
+    }
 }
 
 impl HostState {
     pub fn new(process: Process) -> HostState {
         HostState {
-            process,
             vm_configuration: None,
             plugin_configuration: None,
             maps: Default::default(),
@@ -63,7 +93,17 @@ impl HostState {
             tick_period_ms: 0,
             unimplemented: Vec::new(),
             stdio: Vec::new(),
-            rng: 0x9E37_79B9_7F4A_7C15,
+            pending_calls: Vec::new(),
+            next_call_token: 1,
+            call_body: Vec::new(),
+            next_tick_ms: None,
+            rng: 0x9E37_79B9_7F4A_7C15
+                ^ process
+                    .state
+                    .vm_seeds
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                    .wrapping_mul(0xA24B_AED4_963E_E407),
+            process,
         }
     }
 }
@@ -179,7 +219,11 @@ fn build_linker(engine: &Engine) -> Result<Linker<HostState>> {
         Ok(STATUS_OK)
     })?;
     l.func_wrap(env, "proxy_set_tick_period_milliseconds", |mut c: C<'_>, period: i32| -> i32 {
-        c.data_mut().tick_period_ms = period as u32;
+        let now = c.data().process.clock().now_millis();
+        let state = c.data_mut();
+        state.tick_period_ms = period as u32;
+        // As in Envoy: the first tick comes one period after the call; 0 stops them.
+        state.next_tick_ms = (period > 0).then(|| now + period as u32 as u64);
         STATUS_OK
     })?;
     l.func_wrap(
@@ -187,6 +231,7 @@ fn build_linker(engine: &Engine) -> Result<Linker<HostState>> {
         "proxy_get_buffer_bytes",
         |mut c: C<'_>, buffer_type: i32, start: i32, max: i32, ret_data: i32, ret_size: i32| -> Result<i32> {
             let buffer = match buffer_type {
+                4 => Some(c.data().call_body.clone()),
                 6 => c.data().vm_configuration.clone(),
                 7 => c.data().plugin_configuration.clone(),
                 _ => return Ok(STATUS_NOT_FOUND),
@@ -276,7 +321,8 @@ fn build_linker(engine: &Engine) -> Result<Linker<HostState>> {
         "proxy_get_property",
         |mut c: C<'_>, path: i32, path_len: i32, ret_data: i32, ret_size: i32| -> Result<i32> {
             let path = read(&mut c, path, path_len)?;
-            let Some(value) = c.data().properties.get(&path).cloned() else { return Ok(STATUS_NOT_FOUND) };
+            let value = c.data().properties.get(&path).cloned().or_else(|| c.data().process.node_property(&path));
+            let Some(value) = value else { return Ok(STATUS_NOT_FOUND) };
             give(&mut c, &value, ret_data, ret_size)?;
             Ok(STATUS_OK)
         },
@@ -334,6 +380,46 @@ fn build_linker(engine: &Engine) -> Result<Linker<HostState>> {
             }
             c.data_mut().local_response =
                 Some(LocalResponse { status: status as u32, details, body, headers, grpc_status });
+            Ok(STATUS_OK)
+        },
+    )?;
+    l.func_wrap(
+        env,
+        "proxy_http_call",
+        |mut c: C<'_>,
+         upstream: i32,
+         upstream_len: i32,
+         headers: i32,
+         headers_len: i32,
+         _body: i32,
+         _body_len: i32,
+         _trailers: i32,
+         _trailers_len: i32,
+         timeout_ms: i32,
+         ret_token: i32|
+         -> Result<i32> {
+            let cluster = String::from_utf8_lossy(&read(&mut c, upstream, upstream_len)?).into_owned();
+            let headers = decode_map(&read(&mut c, headers, headers_len)?)?;
+            // Envoy refuses a call to a cluster it does not know, and one
+            // without the pseudo-headers an HTTP request needs.
+            let has = |name: &str| headers.iter().any(|(n, v)| n == name && !v.is_empty());
+            if !has(":method") || !has(":path") || !has(":authority") {
+                return Ok(STATUS_BAD_ARGUMENT);
+            }
+            let now = c.data().process.clock().now_millis();
+            let record = CallRecord { cluster, headers, at_millis: now };
+            let answer = {
+                let mut clusters = c.data().process.clusters();
+                if !clusters.exists(&record.cluster) {
+                    return Ok(STATUS_BAD_ARGUMENT);
+                }
+                clusters.call(record).unwrap_or(Scripted::Silence)
+            };
+            let state = c.data_mut();
+            let token = state.next_call_token;
+            state.next_call_token += 1;
+            state.pending_calls.push(PendingCall { token, sent_ms: now, timeout_ms: timeout_ms as u32 as u64, answer });
+            write_u32(&mut c, ret_token, token)?;
             Ok(STATUS_OK)
         },
     )?;
@@ -395,13 +481,12 @@ fn build_linker(engine: &Engine) -> Result<Linker<HostState>> {
 
     // Imports the SDK declares but license-gate never calls: answer
     // Unimplemented and record the call so the driver fails the test.
-    let unimplemented: [(&'static str, usize); 13] = [
+    let unimplemented: [(&'static str, usize); 12] = [
         ("proxy_set_buffer_bytes", 5),
         ("proxy_register_shared_queue", 3),
         ("proxy_resolve_shared_queue", 5),
         ("proxy_dequeue_shared_queue", 3),
         ("proxy_enqueue_shared_queue", 3),
-        ("proxy_http_call", 10),
         ("proxy_grpc_call", 12),
         ("proxy_grpc_stream", 9),
         ("proxy_grpc_send", 4),

@@ -9,5 +9,5 @@ pub mod vm;
 pub mod wire;
 
 pub use host::{LocalResponse, LogLine};
-pub use process::Process;
+pub use process::{CallRecord, Process, Scripted};
 pub use vm::{Reply, Vm, compile, compile_metered};

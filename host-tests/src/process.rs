@@ -27,6 +27,78 @@ impl Clock {
     pub fn advance_seconds(&self, secs: u64) {
         self.nanos.fetch_add(secs * 1_000_000_000, Ordering::SeqCst);
     }
+    pub fn advance_millis(&self, millis: u64) {
+        self.nanos.fetch_add(millis * 1_000_000, Ordering::SeqCst);
+    }
+    pub fn now_millis(&self) -> u64 {
+        self.now_nanos() / 1_000_000
+    }
+}
+
+/// What a scripted upstream answers one `proxy_http_call` with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scripted {
+    /// An answer, `delay_ms` after the call (Envoy delivers a timeout
+    /// instead when the delay reaches the call's timeout).
+    Answer { status: u32, headers: Vec<(String, String)>, body: Vec<u8>, delay_ms: u64 },
+    /// No answer at all: the call times out.
+    Silence,
+}
+
+impl Scripted {
+    pub fn ok(body: impl Into<Vec<u8>>) -> Scripted {
+        Scripted::Answer { status: 200, headers: Vec::new(), body: body.into(), delay_ms: 0 }
+    }
+    pub fn status(status: u32) -> Scripted {
+        Scripted::Answer { status, headers: Vec::new(), body: Vec::new(), delay_ms: 0 }
+    }
+}
+
+/// A request a VM sent to a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    pub cluster: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub at_millis: u64,
+}
+
+type Script = Box<dyn Fn(&CallRecord) -> Scripted + Send>;
+
+/// The clusters `proxy_http_call` can reach (Envoy refuses any other), each
+/// answered by the test's script, and every request they got.
+#[derive(Default)]
+pub struct Clusters {
+    scripts: HashMap<String, Script>,
+    pub calls: Vec<CallRecord>,
+}
+
+impl std::fmt::Debug for Clusters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clusters")
+            .field("names", &self.scripts.keys().collect::<Vec<_>>())
+            .field("calls", &self.calls)
+            .finish()
+    }
+}
+
+impl Clusters {
+    /// Defines (or redefines) a cluster and how it answers.
+    pub fn script(&mut self, cluster: &str, script: impl Fn(&CallRecord) -> Scripted + Send + 'static) {
+        self.scripts.insert(cluster.to_string(), Box::new(script));
+    }
+    pub fn exists(&self, cluster: &str) -> bool {
+        self.scripts.contains_key(cluster)
+    }
+    /// Records the call and asks the script for its answer.
+    pub fn call(&mut self, record: CallRecord) -> Option<Scripted> {
+        let answer = self.scripts.get(&record.cluster).map(|script| script(&record));
+        self.calls.push(record);
+        answer
+    }
+    /// How many requests a cluster got.
+    pub fn count(&self, cluster: &str) -> usize {
+        self.calls.iter().filter(|c| c.cluster == cluster).count()
+    }
 }
 
 /// Envoy's shared data: a write with cas 0 is unconditional; every write
@@ -125,6 +197,12 @@ pub struct ProcessState {
     pub clock: Clock,
     pub shared_data: Mutex<SharedData>,
     pub metrics: Mutex<Metrics>,
+    pub clusters: Mutex<Clusters>,
+    /// Properties of the process every VM reads (`node.id`, `node.metadata.*`),
+    /// by their proxy-wasm path (segments joined by NUL).
+    pub node: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
+    /// Seeds each VM's WASI random numbers differently, as a real host would.
+    pub vm_seeds: AtomicU64,
 }
 
 /// An Envoy process: what its VMs share.
@@ -145,6 +223,17 @@ impl Process {
     }
     pub fn metrics(&self) -> MutexGuard<'_, Metrics> {
         self.state.metrics.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    pub fn clusters(&self) -> MutexGuard<'_, Clusters> {
+        self.state.clusters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// Sets a node property, such as `&["node", "id"]` (Envoy's `--service-node`).
+    pub fn set_node_property(&self, path: &[&str], value: &[u8]) {
+        let key = path.join("\0").into_bytes();
+        self.state.node.lock().unwrap_or_else(|p| p.into_inner()).insert(key, value.to_vec());
+    }
+    pub fn node_property(&self, path: &[u8]) -> Option<Vec<u8>> {
+        self.state.node.lock().unwrap_or_else(|p| p.into_inner()).get(path).cloned()
     }
     /// A counter's or gauge's value, by full name.
     pub fn metric(&self, name: &str) -> Option<u64> {

@@ -7,11 +7,12 @@ use wasmtime::{Engine, Instance, Module, Store};
 use wasmtime::{Result, bail};
 
 use crate::host::{HostState, LocalResponse, LogLine, linker_for, metered_engine};
-use crate::process::Process;
+use crate::process::{Process, Scripted};
 use crate::wire::Pairs;
 
 const ROOT_CONTEXT: i32 = 1;
 const MAP_REQUEST_HEADERS: usize = 0;
+const MAP_HTTP_CALL_RESPONSE_HEADERS: usize = 6;
 
 /// The proxy-wasm `Action` a callback returned.
 const ACTION_CONTINUE: i32 = 0;
@@ -140,6 +141,66 @@ impl Vm {
         self.call::<i32, ()>("proxy_on_log", ctx)?;
         self.call::<i32, ()>("proxy_on_delete", ctx)?;
         Ok(reply)
+    }
+
+    /// `proxy_on_tick` on the root context, now.
+    pub fn tick(&mut self) -> Result<()> {
+        self.call::<i32, ()>("proxy_on_tick", ROOT_CONTEXT)
+    }
+
+    /// Brings the VM up to the process clock, as Envoy's event loop would:
+    /// delivers every `proxy_http_call` answer (or timeout) that is due, in
+    /// the order they fall due, then the tick if one is due. Returns how
+    /// many callbacks ran.
+    pub fn pump(&mut self) -> Result<usize> {
+        let now = self.store.data().process.clock().now_millis();
+        let mut ran = 0;
+        loop {
+            let state = self.store.data_mut();
+            let due = state
+                .pending_calls
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.due_ms() <= now)
+                .min_by_key(|(_, c)| c.due_ms());
+            let Some((index, _)) = due else { break };
+            let call = state.pending_calls.remove(index);
+            let (headers, body) = match call.answer {
+                Scripted::Answer { status, headers, body, delay_ms } if delay_ms < call.timeout_ms => {
+                    let mut pairs = vec![(":status".to_string(), status.to_string().into_bytes())];
+                    pairs.extend(headers.into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v.into_bytes())));
+                    (pairs, body)
+                }
+                // Envoy's timeout: the callback with no headers and no body.
+                _ => (Vec::new(), Vec::new()),
+            };
+            let (count, size) = (headers.len() as i32, body.len() as i32);
+            state.maps[MAP_HTTP_CALL_RESPONSE_HEADERS] = headers;
+            state.call_body = body;
+            self.call::<(i32, i32, i32, i32, i32), ()>(
+                "proxy_on_http_call_response",
+                (ROOT_CONTEXT, call.token as i32, count, size, 0),
+            )?;
+            let state = self.store.data_mut();
+            state.maps[MAP_HTTP_CALL_RESPONSE_HEADERS].clear();
+            state.call_body.clear();
+            ran += 1;
+        }
+        let state = self.store.data_mut();
+        if let Some(at) = state.next_tick_ms
+            && at <= now
+        {
+            let period = u64::from(state.tick_period_ms.max(1));
+            state.next_tick_ms = Some(at + period * ((now - at) / period + 1));
+            self.tick()?;
+            ran += 1;
+        }
+        Ok(ran)
+    }
+
+    /// `proxy_http_call`s this VM has in flight.
+    pub fn pending_calls(&self) -> usize {
+        self.store.data().pending_calls.len()
     }
 
     /// Fuel (about one unit per Wasm instruction) used so far by a VM of a

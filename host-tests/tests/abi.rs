@@ -15,7 +15,7 @@ const PROBE: &str = r#"
   (import "env" "proxy_get_current_time_nanoseconds" (func $now (param i32) (result i32)))
   (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
   (import "env" "proxy_send_local_response" (func $respond (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
-  (import "env" "proxy_http_call" (func $http (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_grpc_call" (func $grpc (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (global $heap (mut i32) (i32.const 4096))
   (func (export "proxy_on_memory_allocate") (param $n i32) (result i32)
@@ -52,9 +52,9 @@ const PROBE: &str = r#"
   (func (export "respond") (result i32)
     (call $respond (i32.const 403) (i32.const 0) (i32.const 0) (i32.const 100) (i32.const 4)
                    (i32.const 300) (i32.const 16) (i32.const -1)))
-  (func (export "http_call") (result i32)
-    (call $http (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
-                (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
+  (func (export "grpc_call") (result i32)
+    (call $grpc (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+                (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
 )
 "#;
 
@@ -157,8 +157,8 @@ fn local_responses_are_captured() {
 fn calls_the_host_does_not_implement_fail_the_test() {
     let process = Process::new();
     let mut vm = Vm::start(&probe_module(), &process).unwrap_or_else(|e| panic!("{e:#}"));
-    let err = vm.call_probe("http_call").err().map(|e| format!("{e:#}")).unwrap_or_default();
-    assert!(err.contains("unimplemented host functions: [\"proxy_http_call\"]"), "{err}");
+    let err = vm.call_probe("grpc_call").err().map(|e| format!("{e:#}")).unwrap_or_default();
+    assert!(err.contains("unimplemented host functions: [\"proxy_grpc_call\"]"), "{err}");
 }
 
 #[test]

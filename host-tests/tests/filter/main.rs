@@ -9,6 +9,7 @@ mod cache_and_stats;
 mod config_errors;
 mod dry_run;
 mod forwarding;
+mod lifecycle;
 mod routing;
 mod support;
 mod verification;
