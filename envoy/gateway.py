@@ -91,7 +91,7 @@ class EchoUpstream:
 
 
 def render(plugin_config: dict, listen_port: int, admin_port: int, upstream_port: int,
-           access_log: Path, wasm: Path = WASM, template: Path = TEMPLATE) -> str:
+           access_log: Path, wasm: Path = WASM, template: Path = TEMPLATE, key_server_port: int = 0) -> str:
     config_json = json.dumps(plugin_config, indent=2)
     indented = "\n".join(" " * 20 + line for line in config_json.splitlines())
     text = template.read_text()
@@ -99,6 +99,8 @@ def render(plugin_config: dict, listen_port: int, admin_port: int, upstream_port
         "listen_port": str(listen_port),
         "admin_port": str(admin_port),
         "upstream_port": str(upstream_port),
+        # No key server: a port nothing listens on (fetches fail, counted).
+        "key_server_port": str(key_server_port or 9),
         "wasm_path": str(wasm),
         "access_log_path": str(access_log),
         "plugin_config": indented,
@@ -112,7 +114,8 @@ class Envoy:
 
     def __init__(self, plugin_config: dict, upstream_port: int, concurrency: int = 1,
                  listen_port: int | None = None, admin_port: int | None = None,
-                 workdir: Path | None = None, template: Path = TEMPLATE):
+                 workdir: Path | None = None, template: Path = TEMPLATE, key_server_port: int = 0,
+                 extra_args: list[str] | None = None):
         self.listen_port = listen_port or free_port()
         self.admin_port = admin_port or free_port()
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="license-gate-envoy-"))
@@ -121,8 +124,11 @@ class Envoy:
         self.log_path = self.workdir / "envoy.log"
         self.access_log_path = self.workdir / "access.log"
         self.config_path.write_text(render(plugin_config, self.listen_port, self.admin_port,
-                                           upstream_port, self.access_log_path, template=template))
+                                           upstream_port, self.access_log_path, template=template,
+                                           key_server_port=key_server_port))
         self.concurrency = concurrency
+        # e.g. --service-node / --service-cluster, which deployment binding reads.
+        self.extra_args = list(extra_args or [])
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30.0) -> "Envoy":
@@ -130,7 +136,7 @@ class Envoy:
         self.process = subprocess.Popen(
             [str(envoy_binary()), "-c", str(self.config_path), "--concurrency", str(self.concurrency),
              "--base-id", str(os.getpid() % 60000 + self.admin_port % 1000), "-l", "info",
-             "--disable-hot-restart"],
+             "--disable-hot-restart", *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -179,6 +185,15 @@ class Envoy:
 
     def admin(self, method: str, path: str) -> tuple[int, dict, str]:
         return request(self.admin_port, method, path)
+
+    def stat(self, name: str) -> int:
+        """A counter or gauge from the admin endpoint (0 when absent)."""
+        _, _, body = self.admin("GET", f"/stats?filter=^{name}$")
+        for line in body.splitlines():
+            stat, _, value = line.partition(": ")
+            if stat == name:
+                return int(value)
+        return 0
 
     def request(self, method: str, path: str, headers: dict | list | None = None,
                 conn: http.client.HTTPConnection | None = None) -> tuple[int, dict, str]:

@@ -53,12 +53,12 @@ impl Binding {
             return Err(ConfigError::new("binding.claim", "must not be empty"));
         }
         let identity = match &raw.identity {
-            RawIdentity::NodeId => IdentitySource::Property(vec!["node".into(), "id".into()]),
-            RawIdentity::NodeCluster => IdentitySource::Property(vec!["node".into(), "cluster".into()]),
+            RawIdentity::NodeId => IdentitySource::Property(node(&["id"])),
+            RawIdentity::NodeCluster => IdentitySource::Property(node(&["cluster"])),
             RawIdentity::Metadata(key) if key.is_empty() => {
                 return Err(ConfigError::new("binding.identity.metadata", "must name a node metadata key"));
             }
-            RawIdentity::Metadata(key) => IdentitySource::Property(vec!["node".into(), "metadata".into(), key.clone()]),
+            RawIdentity::Metadata(key) => IdentitySource::Property(node(&["metadata", key])),
             RawIdentity::Value(v) if v.is_empty() => {
                 return Err(ConfigError::new("binding.identity.value", "must not be empty"));
             }
@@ -77,6 +77,12 @@ impl Binding {
         let Ok(identity) = identity else { return Err(Reason::BindingMismatch) };
         if deployments.iter().any(|pattern| matches(pattern, identity)) { Ok(()) } else { Err(Reason::BindingMismatch) }
     }
+}
+
+/// The proxy-wasm property path of a field of Envoy's node: `xds.node.*`
+/// (Envoy 1.40 answers `node.*` with nothing).
+fn node(field: &[&str]) -> Vec<String> {
+    ["xds", "node"].iter().chain(field).map(|s| s.to_string()).collect()
 }
 
 /// `*` matches any identity, `*.suffix` any identity ending in `.suffix`
@@ -133,14 +139,12 @@ mod tests {
     fn identity_sources() {
         let raw = |json: &str| serde_json::from_str::<RawBinding>(json).unwrap();
         let compiled = |json: &str| Binding::compile(&raw(json)).map(|b| b.identity);
-        assert_eq!(compiled("{}"), Ok(IdentitySource::Property(vec!["node".into(), "id".into()])));
-        assert_eq!(
-            compiled(r#"{"identity":"node_cluster"}"#),
-            Ok(IdentitySource::Property(vec!["node".into(), "cluster".into()]))
-        );
+        let path = |p: &[&str]| Ok(IdentitySource::Property(p.iter().map(|s| s.to_string()).collect()));
+        assert_eq!(compiled("{}"), path(&["xds", "node", "id"]));
+        assert_eq!(compiled(r#"{"identity":"node_cluster"}"#), path(&["xds", "node", "cluster"]));
         assert_eq!(
             compiled(r#"{"identity":{"metadata":"CLUSTER_ID"}}"#),
-            Ok(IdentitySource::Property(vec!["node".into(), "metadata".into(), "CLUSTER_ID".into()]))
+            path(&["xds", "node", "metadata", "CLUSTER_ID"])
         );
         assert_eq!(compiled(r#"{"identity":{"value":"eu-prod-1"}}"#), Ok(IdentitySource::Value("eu-prod-1".into())));
         assert_eq!(

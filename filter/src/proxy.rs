@@ -118,6 +118,29 @@ struct Shared {
     metrics: Metrics,
     /// A request met an unknown `kid` with remote keys configured.
     early_refresh: Cell<bool>,
+    /// Deployment binding is on and the identity is still to be read.
+    identity_pending: Cell<bool>,
+}
+
+impl Shared {
+    /// Reads the gateway's identity once, on the VM's first request: Envoy
+    /// answers node properties to stream contexts (not during `on_configure`).
+    fn read_identity_once(&self) {
+        if !self.identity_pending.replace(false) {
+            return;
+        }
+        let Some(binding) = &self.policy.binding else { return };
+        let identity = read_identity(&binding.identity);
+        if let Err(why) = &identity {
+            log(
+                LogLevel::Error,
+                &format!(
+                    "license-gate: binding: the gateway's identity cannot be read ({why}): every bound license is refused"
+                ),
+            );
+        }
+        self.runtime.borrow_mut().identity = identity;
+    }
 }
 
 /// One fetched document's fetcher, and its last failure log line.
@@ -305,7 +328,8 @@ fn read_identity(source: &IdentitySource) -> Identity {
                 Ok(Some(bytes)) if !bytes.is_empty() => {
                     String::from_utf8(bytes).map_err(|_| format!("{} is not text", source.describe()))
                 }
-                _ => Err(format!("{} is not set", source.describe())),
+                Ok(_) => Err(format!("{} is not set", source.describe())),
+                Err(status) => Err(format!("{} cannot be read (status {status:?})", source.describe())),
             }
         }
     }
@@ -333,18 +357,7 @@ impl RootContext for Root {
                 return false;
             }
         };
-        let Config { policy, mut runtime, remote_keys, remote_revocations, fingerprint } = config;
-        if let Some(binding) = &policy.binding {
-            runtime.identity = read_identity(&binding.identity);
-            if let Err(why) = &runtime.identity {
-                log(
-                    LogLevel::Error,
-                    &format!(
-                        "license-gate: binding: the gateway's identity cannot be read ({why}): every bound license is refused"
-                    ),
-                );
-            }
-        }
+        let Config { policy, runtime, remote_keys, remote_revocations, fingerprint } = config;
         let id = vm_id();
         let prefix =
             |document: Document| format!("lg2:{}:{fingerprint}:{}", crate::cache::build_id(), document.stat_name());
@@ -362,8 +375,13 @@ impl RootContext for Root {
             .collect();
         self.calls.clear();
         let metrics = Metrics::define(!self.remotes.is_empty());
-        self.gate =
-            Some(Rc::new(Shared { policy, runtime: RefCell::new(runtime), metrics, early_refresh: Cell::new(false) }));
+        self.gate = Some(Rc::new(Shared {
+            identity_pending: Cell::new(policy.binding.is_some()),
+            policy,
+            runtime: RefCell::new(runtime),
+            metrics,
+            early_refresh: Cell::new(false),
+        }));
         if !self.remotes.is_empty() {
             let _ = hostcalls::set_tick_period(TICK);
         }
@@ -430,6 +448,7 @@ impl HttpContext for Gate {
             header_map(MapType::HttpRequestHeaders).and_then(|wire| decode_header_map(&wire)).unwrap_or_default();
         let req = RequestHeaders::new(headers);
         let shared = &self.shared;
+        shared.read_identity_once();
         let runtime = shared.runtime.borrow();
         let now = now_seconds();
         let mut trace = Trace::default();
