@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway import ROOT, Envoy, EchoUpstream  # noqa: E402
+from gateway import ROOT, EchoUpstream, Envoy  # noqa: E402
+from reference import reference_config  # noqa: E402
 
 ISSUER = "https://licenses.demo.example.com"
 AUDIENCE = "gateway.demo.example.com"
@@ -46,8 +47,8 @@ def plugin_config(public_pem: bytes) -> dict:
         "audiences": [AUDIENCE],
         "algorithms": ["RS256"],
         "keys": {"pem": [{"kid": KID, "alg": "RS256", "key": public_pem.decode()}]},
-        "token": [{"header": "authorization", "prefix": "Bearer "}, {"header": "x-license"},
-                  {"query": "license"}, {"cookie": "license"}],
+        # The token sources of the tests' reference configuration.
+        "token": reference_config()["token"],
         "grace_period_seconds": GRACE,
         "plans": {"basic": {"features": ["api"]},
                   "pro": {"inherits": ["basic"], "features": ["reports"]},

@@ -24,11 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gateway import ROOT, envoy_binary, free_port, request  # noqa: E402
+from reference import AUDIENCE, ISSUER, KEYS, SIGNERS  # noqa: E402
 
-KEYS = ROOT / "host-tests" / "testdata" / "keys"
-ISSUER = "https://licenses.example.com"
-AUDIENCE = "gateway.example.com"
-ALGS = {"RS256": ("rs1", "rsa"), "ES256": ("es1", "p256"), "EdDSA": ("ed1", "ed25519")}
+# The reference signers measured (host-tests/testdata/scenarios.json): alg ->
+# (kid, stem of the key files keys/<stem>.key.pem and keys/<stem>.pub.pem).
+ALGS = {alg: (SIGNERS[alg]["kid"], SIGNERS[alg]["key_file"].removesuffix(".key.pem"))
+        for alg in ("RS256", "ES256", "EdDSA")}
 LICENSE_GATE = ROOT / "dist" / "license_gate.wasm"
 EMPTY_FILTER = ROOT / "target" / "wasm32-wasip1" / "release" / "bench_empty_filter.wasm"
 WORK = ROOT / ".bench"
@@ -104,7 +105,9 @@ def single_token(alg: str) -> Path:
 
 
 def plugin_config(cache_ttl: int = 3600) -> dict:
-    pem = lambda kid, alg, stem: {"kid": kid, "alg": alg, "key": (KEYS / f"{stem}.pub.pem").read_text()}
+    def pem(kid: str, alg: str, stem: str) -> dict:
+        return {"kid": kid, "alg": alg, "key": (KEYS / f"{stem}.pub.pem").read_text()}
+
     return {
         "issuers": [ISSUER], "audiences": [AUDIENCE], "algorithms": list(ALGS),
         "keys": {"pem": [pem(kid, alg, stem) for alg, (kid, stem) in ALGS.items()]},

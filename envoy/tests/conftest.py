@@ -1,8 +1,10 @@
 """Fixtures for the end-to-end tests: test keys, token minting, the
-reference plugin configuration, and a running Envoy with license-gate."""
+reference plugin configuration (from host-tests/testdata/scenarios.json, via
+envoy/reference.py), and a running Envoy with license-gate."""
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import time
@@ -12,74 +14,55 @@ import jwt
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from gateway import ROOT, Envoy, EchoUpstream  # noqa: E402
+import reference  # noqa: E402
+from gateway import EchoUpstream, Envoy  # noqa: E402
 
-KEYS = ROOT / "host-tests" / "testdata" / "keys"
-ISSUER = "https://licenses.example.com"
-AUDIENCE = "gateway.example.com"
-SKEW = 60
-GRACE = 86_400
+KEYS = reference.KEYS
+ISSUER = reference.ISSUER
+AUDIENCE = reference.AUDIENCE
+SKEW = reference.SKEW
+GRACE = reference.GRACE
 
-SIGNERS = {
-    "RS256": ("rs1", "rsa.key.pem"),
-    "PS256": ("ps1", "rsa.key.pem"),
-    "ES256": ("es1", "p256.key.pem"),
-    "EdDSA": ("ed1", "ed25519.key.pem"),
-}
+# Signer name (RS256, PS256, ES256, ES384, EdDSA, JWK_RS256) -> (kid, private key file).
+SIGNERS = {name: (s["kid"], s["key_file"]) for name, s in reference.SIGNERS.items()}
 
 
 def key(name: str) -> str:
-    return (KEYS / name).read_text()
+    return reference.key(name)
 
 
 def claims(**extra) -> dict:
-    now = int(time.time())
-    base = {
-        "iss": ISSUER, "aud": AUDIENCE, "sub": "customer-42", "tenant": "acme",
-        "jti": "lic-0001", "iat": now - 3600, "nbf": now - 3600, "exp": now + 30 * 86_400,
-    }
-    for k, v in extra.items():
-        if v is None:
-            base.pop(k, None)
-        else:
-            base[k] = v
-    return base
+    """A valid license's claims now, `extra` merged over them (None removes a
+    claim; `exp_in=-60` and the like are seconds from now)."""
+    return reference.claims(int(time.time()), extra)
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def sign(payload: dict, signer: str = "RS256", alg: str | None = None, key_file: str | None = None,
+         kid: str | None = "default") -> str:
+    """`payload` signed as `signer` (a name in SIGNERS); `alg` signs with
+    another algorithm (`"none"`: unsigned), `kid=None` leaves the kid out."""
+    spec = reference.SIGNERS[signer]
+    alg = alg or spec["alg"]
+    headers = {"kid": spec["kid"] if kid == "default" else kid} if kid is not None else {}
+    if alg == "none":
+        header = {"alg": "none", "typ": "JWT", **headers}
+        return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}."
+    return jwt.encode(payload, key(key_file or spec["key_file"]), algorithm=alg, headers=headers)
 
 
 def mint(alg: str = "RS256", key_file: str | None = None, kid: str | None = "default", **extra) -> str:
-    default_kid, default_key = SIGNERS[alg]
-    headers = {"kid": default_kid if kid == "default" else kid} if kid is not None else {}
-    return jwt.encode(claims(**extra), key(key_file or default_key), algorithm=alg, headers=headers)
+    """A valid license signed as `alg` (a signer name), `extra` merged over its claims."""
+    return sign(claims(**extra), alg, key_file=key_file, kid=kid)
 
 
 def plugin_config(**overrides) -> dict:
-    config = {
-        "issuers": [ISSUER],
-        "audiences": [AUDIENCE],
-        "algorithms": ["RS256", "PS256", "ES256", "EdDSA"],
-        "keys": {"pem": [
-            {"kid": "rs1", "alg": "RS256", "key": key("rsa.pub.pem")},
-            {"kid": "ps1", "alg": "PS256", "key": key("rsa.pub.pem")},
-            {"kid": "es1", "alg": "ES256", "key": key("p256.pub.pem")},
-            {"kid": "ed1", "alg": "EdDSA", "key": key("ed25519.pub.pem")},
-        ]},
-        "token": [{"header": "authorization", "prefix": "Bearer "}, {"header": "x-license"},
-                  {"query": "license"}, {"cookie": "license"}],
-        "clock_skew_seconds": SKEW,
-        "grace_period_seconds": GRACE,
-        "plans": {"pro": {"features": ["reports"]},
-                  "enterprise": {"inherits": ["pro"], "features": ["sso", "audit"]}},
-        "rules": [
-            {"match": {"path_separated_prefix": "/healthz"}, "license": "none"},
-            {"match": {"path_separated_prefix": "/api/reports", "methods": ["GET"]}, "require": {"all": ["reports"]}},
-            {"match": {"path_separated_prefix": "/admin"}, "require": {"any": ["sso", "audit"]}},
-            {"match": {"path_separated_prefix": "/internal"}, "license": "deny"},
-            {"match": {"prefix": "/api/"}},
-        ],
-        "default": "deny",
-        "forward": {"headers": {"x-license-tenant": "tenant", "x-license-plan": "plan",
-                                "x-license-id": "jti"}},
-    }
+    """The reference configuration (host-tests/testdata/scenarios.json), with
+    top-level fields replaced by `overrides`."""
+    config = reference.reference_config()
     config.update(overrides)
     return config
 

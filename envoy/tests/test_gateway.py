@@ -11,7 +11,7 @@ def deny_body(reason: str, message: str, missing=()) -> dict:
     return {"error": reason, "message": message, "missing_features": list(missing)}
 
 
-@pytest.mark.parametrize("alg", ["RS256", "PS256", "ES256", "EdDSA"])
+@pytest.mark.parametrize("alg", ["RS256", "PS256", "ES256", "ES384", "EdDSA", "JWK_RS256"])
 def test_each_algorithm_is_verified(gateway, alg):
     status, headers, body = gateway.request("GET", "/api/data", {"authorization": f"Bearer {mint(alg)}"})
     assert status == 200, body

@@ -11,5 +11,6 @@ mod dry_run;
 mod forwarding;
 mod lifecycle;
 mod routing;
+mod scenarios;
 mod support;
 mod verification;

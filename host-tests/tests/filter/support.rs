@@ -6,11 +6,13 @@ use std::sync::OnceLock;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use license_gate_host_tests::{LogLine, Process, Reply, Vm, compile};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use wasmtime::Module;
 
 /// The test clock's "now": 2027-01-15.
 pub const NOW: u64 = 1_800_000_000;
+// The reference configuration's issuer, audience, skew and grace period
+// (`scenarios.rs` checks that they agree with `testdata/scenarios.json`).
 pub const ISSUER: &str = "https://licenses.example.com";
 pub const AUDIENCE: &str = "gateway.example.com";
 pub const SKEW: u64 = 60;
@@ -37,6 +39,50 @@ pub fn key_file(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// `host-tests/testdata/scenarios.json`, read once: the reference
+/// configuration, the signers, the default claims and the scenario table
+/// that both test hosts (this harness and `envoy/tests/`) run.
+pub fn reference() -> &'static Value {
+    static TABLE: OnceLock<Value> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/scenarios.json");
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    })
+}
+
+/// `value` with every `{"key_file": name}` member replaced by `{"key": <contents of keys/name>}`.
+pub fn with_key_files(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| match (k.as_str(), v) {
+                    ("key_file", Value::String(file)) => ("key".to_string(), Value::String(key_file(&file))),
+                    (_, v) => (k, with_key_files(v)),
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(with_key_files).collect()),
+        other => other,
+    }
+}
+
+/// Claims with `exp_in`, `nbf_in`, `iat_in` (seconds from `now`) turned into `exp`, `nbf`, `iat`.
+pub fn resolve_time_claims(claims: &Value, now: u64) -> Map<String, Value> {
+    let Value::Object(claims) = claims else { panic!("claims must be an object: {claims}") };
+    claims
+        .iter()
+        .map(|(k, v)| match k.strip_suffix("_in").filter(|c| ["exp", "nbf", "iat"].contains(c)) {
+            Some(claim) => {
+                let offset = v.as_i64().unwrap_or_else(|| panic!("{k}: an offset in seconds, got {v}"));
+                let at = now.checked_add_signed(offset).unwrap_or_else(|| panic!("{k}: {offset} from {now}"));
+                (claim.to_string(), json!(at))
+            }
+            None => (k.clone(), v.clone()),
+        })
+        .collect()
+}
+
 /// A signing identity: algorithm, `kid` to put in the header, private key file.
 #[derive(Debug, Clone, Copy)]
 pub struct Signer {
@@ -45,6 +91,7 @@ pub struct Signer {
     pub key: &'static str,
 }
 
+// The `signers` of the reference table (`scenarios.rs` checks that they agree).
 pub const RS256: Signer = Signer { alg: Algorithm::RS256, kid: Some("rs1"), key: "rsa.key.pem" };
 pub const PS256: Signer = Signer { alg: Algorithm::PS256, kid: Some("ps1"), key: "rsa.key.pem" };
 pub const ES256: Signer = Signer { alg: Algorithm::ES256, kid: Some("es1"), key: "p256.key.pem" };
@@ -54,13 +101,18 @@ pub const EDDSA: Signer = Signer { alg: Algorithm::EdDSA, kid: Some("ed1"), key:
 pub const JWK_RS256: Signer = Signer { alg: Algorithm::RS256, kid: Some("jwk-rs"), key: "rsa-other.key.pem" };
 
 pub fn encoding_key(signer: &Signer) -> EncodingKey {
-    let pem = key_file(signer.key);
-    let key = match signer.alg {
+    private_key(signer.alg, signer.key)
+}
+
+/// The private key in `keys/<file>`, for signing with `alg`.
+pub fn private_key(alg: Algorithm, file: &str) -> EncodingKey {
+    let pem = key_file(file);
+    let key = match alg {
         Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(pem.as_bytes()),
         Algorithm::EdDSA => EncodingKey::from_ed_pem(pem.as_bytes()),
         _ => EncodingKey::from_rsa_pem(pem.as_bytes()),
     };
-    key.unwrap_or_else(|e| panic!("{}: {e}", signer.key))
+    key.unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
 /// Signs `claims` as a compact JWS.
@@ -70,21 +122,13 @@ pub fn mint(signer: Signer, claims: &Value) -> String {
     jsonwebtoken::encode(&header, claims, &encoding_key(&signer)).unwrap_or_else(|e| panic!("mint: {e}"))
 }
 
-/// A valid license's claims at [`NOW`], with `extra` merged over them
-/// (a `null` in `extra` removes the claim).
+/// A valid license's claims at [`NOW`] (`default_claims` of the reference
+/// table), with `extra` merged over them (a `null` in `extra` removes the
+/// claim; `exp_in` and the like are seconds from [`NOW`]).
 pub fn claims(extra: Value) -> Value {
-    let mut base = json!({
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "customer-42",
-        "tenant": "acme",
-        "jti": "lic-0001",
-        "iat": NOW - 3600,
-        "nbf": NOW - 3600,
-        "exp": NOW + 30 * 86_400,
-    });
-    if let (Value::Object(base), Value::Object(extra)) = (&mut base, extra) {
-        for (k, v) in extra {
+    let mut base = resolve_time_claims(&reference()["default_claims"], NOW);
+    if extra.is_object() {
+        for (k, v) in resolve_time_claims(&extra, NOW) {
             if v.is_null() {
                 base.remove(&k);
             } else {
@@ -92,7 +136,7 @@ pub fn claims(extra: Value) -> Value {
             }
         }
     }
-    base
+    Value::Object(base)
 }
 
 pub fn jwk(signer: Signer) -> Value {
@@ -101,54 +145,10 @@ pub fn jwk(signer: Signer) -> Value {
     serde_json::to_value(jwk).unwrap_or_else(|e| panic!("jwk: {e}"))
 }
 
-fn pem_key(kid: &str, alg: &str, file: &str) -> Value {
-    json!({"kid": kid, "alg": alg, "key": key_file(file)})
-}
-
-/// The reference configuration, in the contract's shape.
+/// The reference configuration, in the contract's shape: `reference_config`
+/// of the reference table, its PEM key files read in.
 pub fn config() -> Value {
-    json!({
-        "issuers": [ISSUER],
-        "audiences": [AUDIENCE],
-        "algorithms": ["RS256", "PS256", "ES256", "ES384", "EdDSA"],
-        "keys": {
-            "jwks": {"keys": [jwk(JWK_RS256)]},
-            "pem": [
-                pem_key("rs1", "RS256", "rsa.pub.pem"),
-                pem_key("ps1", "PS256", "rsa.pub.pem"),
-                pem_key("es1", "ES256", "p256.pub.pem"),
-                pem_key("es384", "ES384", "p384.pub.pem"),
-                pem_key("ed1", "EdDSA", "ed25519.pub.pem"),
-            ]
-        },
-        "token": [
-            {"header": "authorization", "prefix": "Bearer "},
-            {"header": "x-license"},
-            {"query": "license"},
-            {"cookie": "license"}
-        ],
-        "max_token_bytes": 4096,
-        "clock_skew_seconds": SKEW,
-        "grace_period_seconds": GRACE,
-        "claims": {"features": "features", "plan": "plan", "tenant": "tenant", "license_id": "jti"},
-        "plans": {
-            "pro": {"features": ["reports"]},
-            "enterprise": {"inherits": ["pro"], "features": ["sso", "audit"]}
-        },
-        "rules": [
-            {"match": {"prefix": "/healthz"}, "license": "none"},
-            {"match": {"prefix": "/api/reports", "methods": ["GET"]}, "require": {"all": ["reports"]}},
-            {"match": {"exact": "/api/admin", "host": "admin.example.com"}, "require": {"any": ["sso", "audit"]}},
-            {"match": {"prefix": "/internal"}, "license": "deny"},
-            {"match": {"prefix": "/api/"}}
-        ],
-        "default": "deny",
-        "forward": {
-            "headers": {"x-license-tenant": "tenant", "x-license-plan": "plan", "x-license-id": "jti"},
-            "strip_token": false
-        },
-        "mode": "enforce"
-    })
+    with_key_files(reference()["reference_config"].clone())
 }
 
 /// Sets `config[path...] = value`, creating objects on the way.
