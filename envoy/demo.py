@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway import ROOT, EchoUpstream, Envoy  # noqa: E402
-from reference import reference_config  # noqa: E402
+from gateway import ROOT, EchoUpstream, Envoy
+from reference import reference_config
 
 ISSUER = "https://licenses.demo.example.com"
 AUDIENCE = "gateway.demo.example.com"

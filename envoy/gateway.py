@@ -81,7 +81,7 @@ class EchoUpstream:
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "EchoUpstream":
+    def __enter__(self) -> EchoUpstream:
         self.thread.start()
         return self
 
@@ -131,7 +131,7 @@ class Envoy:
         self.extra_args = list(extra_args or [])
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> "Envoy":
+    def start(self, timeout: float = 30.0) -> Envoy:
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [str(envoy_binary()), "-c", str(self.config_path), "--concurrency", str(self.concurrency),
@@ -171,7 +171,7 @@ class Envoy:
                 self.process.kill()
                 self.process.wait()
 
-    def __enter__(self) -> "Envoy":
+    def __enter__(self) -> Envoy:
         return self.start()
 
     def __exit__(self, *exc) -> None:

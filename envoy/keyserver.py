@@ -72,7 +72,7 @@ class KeyServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 with state.lock:
                     state.requests.append((time.monotonic(), self.path))
                     doc = state.documents.get(self.path)

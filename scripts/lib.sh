@@ -46,3 +46,12 @@ ensure_wasm_opt() {
 # told, or it refuses the module.
 WASM_OPT_FEATURES=(--enable-bulk-memory --enable-sign-ext --enable-mutable-globals
     --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types)
+
+# A rustup component of the active toolchain (clippy, rustfmt): installed
+# when missing, never skipped.
+ensure_rust_component() {
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$1"; then
+        say "installing the $1 Rust component"
+        rustup component add "$1"
+    fi
+}

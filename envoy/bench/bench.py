@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from gateway import ROOT, envoy_binary, free_port, request  # noqa: E402
-from reference import AUDIENCE, ISSUER, KEYS, SIGNERS  # noqa: E402
+from gateway import ROOT, envoy_binary, free_port, request
+from reference import AUDIENCE, ISSUER, KEYS, SIGNERS
 
 # The reference signers measured (host-tests/testdata/scenarios.json): alg ->
 # (kid, stem of the key files keys/<stem>.key.pem and keys/<stem>.pub.pem).
@@ -139,16 +139,19 @@ def jwt_authn(cached: bool) -> dict:
         "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "licenses"}}]}}
 
 
+HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+
+
 def listener(name: str, port: int, filters: list[dict]) -> dict:
     router = {"name": "envoy.filters.http.router", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
     return {"name": name, "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
             "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "@type": HCM_TYPE,
                 "stat_prefix": name,
                 "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
                     {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}]}]},
-                "http_filters": filters + [router]}}]}]}
+                "http_filters": [*filters, router]}}]}]}
 
 
 CHAINS = {
@@ -301,7 +304,8 @@ def main() -> int:
 
     med = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in results.items()}
     size = LICENSE_GATE.stat().st_size
-    lines = [f"Envoy {subprocess.run([str(envoy_binary()), '--version'], capture_output=True, text=True).stdout.split('version:')[-1].strip()}, "
+    version = subprocess.run([str(envoy_binary()), "--version"], capture_output=True, text=True, check=False)
+    lines = [f"Envoy {version.stdout.split('version:')[-1].strip()}, "
              f"--concurrency 1, wrk -t1 -c16 -d{args.seconds:g}s, {args.rounds} interleaved rounds (medians), "
              f"{os.cpu_count()} cores", "",
              "| configuration | Envoy CPU µs/request | requests/s | p50 µs | p99 µs | cache hits | verifications |",
@@ -316,8 +320,8 @@ def main() -> int:
     def spread(num: str, den: str) -> str:
         # Within a round both configurations ran at most a minute apart, so
         # the round-by-round ratio shows how much the machine's load moved it.
-        per_round = sorted(n["cpu_us"] / d["cpu_us"] for n, d in zip(results[num], results[den]))
-        return f"{per_round[0]:.2f}–{per_round[-1]:.2f}"
+        per_round = sorted(n["cpu_us"] / d["cpu_us"] for n, d in zip(results[num], results[den], strict=False))
+        return f"{per_round[0]:.2f}-{per_round[-1]:.2f}"
 
     for label, num, den, minimum in TARGETS:
         if num in med and den in med:

@@ -14,8 +14,8 @@ import jwt
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import reference  # noqa: E402
-from gateway import EchoUpstream, Envoy  # noqa: E402
+import reference
+from gateway import EchoUpstream, Envoy
 
 KEYS = reference.KEYS
 ISSUER = reference.ISSUER

@@ -35,9 +35,10 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import pytest
-from conftest import ISSUER, claims, key, mint, plugin_config
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
+
+from conftest import ISSUER, claims, key, mint, plugin_config
 from gateway import Envoy
 from recording import MARK, Recorded, RecordingUpstream
 
@@ -591,7 +592,8 @@ def test_lookalike_hosts_are_not_forwarded(gateways, recorder, default, token, p
 # Host from somewhere else than one plain Host header / :authority.
 HOST_SOURCES = [
     # HTTP/1.1: two Host headers (Envoy joins them with ',').
-    ("h1", "two hosts, other first", "/other", None, [("host", "gateway.example.com"), ("host", "internal.example.com")],
+    ("h1", "two hosts, other first", "/other", None,
+     [("host", "gateway.example.com"), ("host", "internal.example.com")],
      "refused"),
     ("h1", "two hosts, internal first", "/other", None,
      [("host", "internal.example.com"), ("host", "gateway.example.com")], "refused"),
@@ -622,7 +624,7 @@ def test_host_sources(gateways, recorder, default, token, proto, name, target, h
 def test_h2_host_header_does_not_override_authority(gateways, recorder, default, token):
     """:authority wins; what the filter matched is what the upstream gets."""
     result = exchange(gateways.get(default), recorder, "h2", "/other",
-                      auth_headers(token) + [("host", "internal.example.com")])
+                      [*auth_headers(token), ("host", "internal.example.com")])
     assert result.outcome == Fwd(b"/other")
     assert result.record.values(b"host") == [HOST]
 

@@ -13,7 +13,7 @@ def deny_body(reason: str, message: str, missing=()) -> dict:
 
 @pytest.mark.parametrize("alg", ["RS256", "PS256", "ES256", "ES384", "EdDSA", "JWK_RS256"])
 def test_each_algorithm_is_verified(gateway, alg):
-    status, headers, body = gateway.request("GET", "/api/data", {"authorization": f"Bearer {mint(alg)}"})
+    status, _headers, body = gateway.request("GET", "/api/data", {"authorization": f"Bearer {mint(alg)}"})
     assert status == 200, body
     seen = upstream_saw(body)["headers"]
     assert seen["x-license-status"] == ["active"]

@@ -58,7 +58,7 @@ def test_the_wasmplugin_config_enforces_as_documented(istio_gateway, path, token
         if "exp_in" in token:
             claims["exp"] = int(time.time()) + token["exp_in"]
         headers["authorization"] = "Bearer " + mint(alg=token.get("alg", "RS256"), **claims)
-    got, answer_headers, body = istio_gateway.request("GET", path, headers)
+    got, _answer_headers, body = istio_gateway.request("GET", path, headers)
     assert got == status, body
     if reason is not None:
         assert json.loads(body)["error"] == reason

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+
 from conftest import ISSUER, key, mint, plugin_config
 from gateway import TEMPLATE, Envoy
 from keyserver import JWKS_PATH, REVOCATIONS_PATH, KeyServer, public_jwk, revocation_list
@@ -46,7 +47,7 @@ def lifecycle_config(refresh: int = 2, max_stale: int = 3600, **overrides) -> di
 
 
 def outcome(gw: Envoy, tok: str) -> tuple[int, str]:
-    status, headers, body = gw.request("GET", "/api/data", {"authorization": f"Bearer {tok}"})
+    status, _headers, body = gw.request("GET", "/api/data", {"authorization": f"Bearer {tok}"})
     if status == 200:
         return 200, "forwarded"
     return status, json.loads(body)["error"]
@@ -164,7 +165,7 @@ def test_a_revoked_license_is_refused_within_one_list_period_even_when_cached(ke
     assert outcome(gw, tok) == (200, "forwarded")
     keys.serve(REVOCATIONS_PATH, signed_list(["lic-777"]))
     assert until(lambda: outcome(gw, tok), (401, "revoked"), 6) == (401, "revoked")
-    status, headers, _ = gw.request("GET", "/api/data", {"authorization": f"Bearer {tok}"})
+    _status, headers, _ = gw.request("GET", "/api/data", {"authorization": f"Bearer {tok}"})
     assert headers["www-authenticate"] == 'Bearer realm="license-gate", error="invalid_token"'
     assert outcome(gw, token(K1, jti="lic-778")) == (200, "forwarded")
     assert gw.stat("wasmcustom.license_gate.revocation_ids") == 1

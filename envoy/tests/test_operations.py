@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import mint, plugin_config
-from gateway import ROOT, Envoy, EchoUpstream, free_port, request
+from gateway import ROOT, Envoy, free_port, request
 
 
 def stats(envoy: Envoy) -> dict[str, int]:
@@ -144,7 +144,7 @@ PATH_TRICKS = [
 
 @pytest.mark.parametrize("path,status", PATH_TRICKS, ids=[p for p, _ in PATH_TRICKS])
 def test_path_tricks_do_not_bypass_a_rule(gateway, path, status):
-    got, headers, body = gateway.request("GET", path)
+    got, _headers, body = gateway.request("GET", path)
     assert got == status, body
     if status == 200:
         assert json.loads(body)["path"] == path
@@ -173,7 +173,7 @@ def test_the_demo_prints_working_curl_lines_and_stops_on_ctrl_c(tmp_path):
             lines.append(line)
             if line.startswith("Ctrl-C stops"):
                 break
-        curls = [l for l in lines if l.startswith("curl ")]
+        curls = [line for line in lines if line.startswith("curl ")]
         assert len(curls) == 4, "".join(lines)
         results = []
         for line in curls:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 import reference
 from conftest import claims, sign
 from gateway import Envoy
@@ -43,7 +44,8 @@ def validate(scenarios: list[dict]) -> list[str]:
         req, exp = s.get("request", {}), s.get("expect", {})
         token, up = req.get("token") or {}, exp.get("upstream") or {}
         errors += _unknown(s, SCENARIO_FIELDS, name) + _unknown(req, REQUEST_FIELDS, f"{name}.request")
-        errors += _unknown(token, TOKEN_FIELDS, f"{name}.request.token") + _unknown(exp, EXPECT_FIELDS, f"{name}.expect")
+        errors += _unknown(token, TOKEN_FIELDS, f"{name}.request.token")
+        errors += _unknown(exp, EXPECT_FIELDS, f"{name}.expect")
         errors += _unknown(up, UPSTREAM_FIELDS, f"{name}.expect.upstream")
         forwarded = exp.get("reason") == "forwarded"
         if forwarded != (exp.get("status") == 200):

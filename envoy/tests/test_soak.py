@@ -11,7 +11,7 @@ import os
 import threading
 import time
 
-from conftest import ISSUER, claims, mint, plugin_config
+from conftest import claims, mint, plugin_config
 from gateway import Envoy
 
 TOTAL = 100_000
