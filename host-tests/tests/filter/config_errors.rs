@@ -197,6 +197,65 @@ fn bad_configs_are_refused_with_one_line_naming_the_field() {
             with(config(), &["clock_skew_seconds"], json!(-1)),
             "license-gate: config: clock_skew_seconds: invalid value: integer `-1`, expected u64",
         ),
+        (
+            "remote keys without a path",
+            with(config(), &["keys", "remote"], json!({"cluster": "license-keys"})),
+            "license-gate: config: keys.remote: missing field `path`",
+        ),
+        (
+            "remote keys refreshed never",
+            with(config(), &["keys", "remote"], json!({"cluster": "k", "path": "/jwks", "refresh_seconds": 0})),
+            "license-gate: config: keys.remote.refresh_seconds: must be at least 1",
+        ),
+        (
+            "remote path not absolute",
+            with(config(), &["keys", "remote"], json!({"cluster": "k", "path": "jwks.json"})),
+            "license-gate: config: keys.remote.path: must start with \"/\"",
+        ),
+        (
+            "remote keys unknown field",
+            with(config(), &["keys", "remote"], json!({"cluster": "k", "path": "/j", "url": "https://x"})),
+            "license-gate: config: keys.remote.url: unknown field `url`, expected one of `cluster`, `path`, `authority`, `refresh_seconds`, `timeout_ms`, `max_stale_seconds`, `max_bytes`",
+        ),
+        (
+            "revocation list stale before its refresh",
+            with(
+                config(),
+                &["revocation"],
+                json!({"remote": {"cluster": "k", "path": "/r.jwt", "refresh_seconds": 600, "max_stale_seconds": 60}}),
+            ),
+            "license-gate: config: revocation.remote.max_stale_seconds: must be at least refresh_seconds",
+        ),
+        (
+            "revocation timeout out of range",
+            with(config(), &["revocation"], json!({"remote": {"cluster": "k", "path": "/r", "timeout_ms": 0}})),
+            "license-gate: config: revocation.remote.timeout_ms: must be from 1 to 60000",
+        ),
+        (
+            "unknown on_stale",
+            with(config(), &["revocation"], json!({"on_stale": "ignore"})),
+            "license-gate: config: revocation.on_stale: unknown variant `ignore`, expected `keep` or `deny`",
+        ),
+        (
+            "empty revoked id",
+            with(config(), &["revocation"], json!({"ids": ["lic-1", ""]})),
+            "license-gate: config: revocation.ids[1]: must not be empty",
+        ),
+        (
+            "unknown identity source",
+            with(config(), &["binding"], json!({"identity": "node_name"})),
+            "license-gate: config: binding.identity: unknown variant `node_name`, expected one of `node_id`, `node_cluster`, `metadata`, `value`",
+        ),
+        (
+            "empty metadata key",
+            with(config(), &["binding"], json!({"identity": {"metadata": ""}})),
+            "license-gate: config: binding.identity.metadata: must name a node metadata key",
+        ),
+        (
+            "empty binding claim",
+            with(config(), &["binding"], json!({"claim": ""})),
+            "license-gate: config: binding.claim: must not be empty",
+        ),
     ];
     for (name, cfg, want) in cases {
         let (accepted, errors) = configure(cfg.to_string().as_bytes());
