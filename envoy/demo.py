@@ -1,7 +1,9 @@
 """The gateway demo: license-gate in a real Envoy on 127.0.0.1:10000 in front
 of an echo upstream, with a demo signing key and demo licenses created on
-first use in .demo/ (git-ignored). Prints copy-paste curl lines; Ctrl-C stops
-everything it started. Run it through scripts/run.sh."""
+first use in .demo/ (git-ignored). Envoy fetches the vendor's public keys
+(JWKS) and signed revocation list from a local key server, as a production
+gateway would (keys.remote, revocation.remote). Prints copy-paste curl
+lines; Ctrl-C stops everything it started. Run it through scripts/run.sh."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gateway import ROOT, EchoUpstream, Envoy
+from keyserver import JWKS_PATH, REVOCATIONS_PATH, KeyServer, public_jwk, revocation_list
 from reference import reference_config
 
 ISSUER = "https://licenses.demo.example.com"
@@ -41,12 +44,19 @@ def signing_key(demo: Path) -> tuple[bytes, bytes]:
     return private.read_bytes(), public.read_bytes()
 
 
-def plugin_config(public_pem: bytes) -> dict:
+def remote(path: str, refresh: int) -> dict:
+    return {"cluster": "license-keys", "path": path, "authority": "keys.demo.example.com",
+            "refresh_seconds": refresh, "timeout_ms": 2000, "max_stale_seconds": 86_400}
+
+
+def plugin_config() -> dict:
     return {
         "issuers": [ISSUER],
         "audiences": [AUDIENCE],
         "algorithms": ["RS256"],
-        "keys": {"pem": [{"kid": KID, "alg": "RS256", "key": public_pem.decode()}]},
+        # Keys and revocations come from the key server (see keyserver.py).
+        "keys": {"remote": remote(JWKS_PATH, 300)},
+        "revocation": {"remote": remote(REVOCATIONS_PATH, 30)},
         # The token sources of the tests' reference configuration.
         "token": reference_config()["token"],
         "grace_period_seconds": GRACE,
@@ -73,6 +83,7 @@ def licenses(demo: Path, private_pem: bytes) -> dict[str, Path]:
         "expired": {"plan": "pro", "tenant": "globex", "exp": now - 10 * DAY},
         "basic": {"plan": "basic", "tenant": "initech", "exp": now + 30 * DAY},
         "grace": {"plan": "pro", "tenant": "umbrella", "exp": now - 1 * DAY},
+        "revoked": {"plan": "pro", "tenant": "hooli", "exp": now + 30 * DAY},
     }
     out = {}
     (demo / "licenses").mkdir(parents=True, exist_ok=True)
@@ -94,7 +105,23 @@ def curl_lines(port: int, files: dict[str, Path]) -> list[tuple[str, str]]:
         ("expired beyond the grace period     -> 401 expired", line("/api/reports", "expired")),
         ("basic plan lacks 'reports'          -> 403 feature_missing", line("/api/reports", "basic")),
         ("expired yesterday, in grace         -> 200, x-license-status: grace", line("/api/reports", "grace")),
+        ("on the revocation list              -> 401 revoked", line("/api/reports", "revoked")),
     ]
+
+
+REVOKED = ["lic-demo-revoked"]
+
+
+def wait_for_keys(envoy: Envoy, seconds: float = 10.0) -> None:
+    """Until the gateway holds its first keys and revocation list (a second or so)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if (envoy.stat("wasmcustom.license_gate.jwks_fetch_success") > 0
+                and envoy.stat("wasmcustom.license_gate.revocation_fetch_success") > 0):
+            time.sleep(0.6)  # one tick: every worker has picked them up
+            return
+        time.sleep(0.1)
+    print("warning: the gateway has not fetched its keys yet; see the Envoy log", file=sys.stderr)
 
 
 def main() -> int:
@@ -102,6 +129,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=10000)
     parser.add_argument("--admin-port", type=int, default=9901)
     parser.add_argument("--upstream-port", type=int, default=10001)
+    parser.add_argument("--keys-port", type=int, default=10002)
     parser.add_argument("--demo-dir", type=Path, default=ROOT / ".demo")
     args = parser.parse_args()
 
@@ -114,11 +142,16 @@ def main() -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
-    with EchoUpstream(args.upstream_port) as upstream, \
-            Envoy(plugin_config(public_pem), upstream.port, concurrency=2, listen_port=args.port,
+    keys = KeyServer(args.keys_port)
+    keys.serve_jwks([public_jwk("RS256", KID, public_pem.decode())])
+    keys.serve(REVOCATIONS_PATH, revocation_list(private_pem.decode(), "RS256", KID, ISSUER, REVOKED))
+    with EchoUpstream(args.upstream_port) as upstream, keys, \
+            Envoy(plugin_config(), upstream.port, concurrency=2, listen_port=args.port, key_server_port=keys.port,
                   admin_port=args.admin_port, workdir=demo / "envoy") as envoy:
+        wait_for_keys(envoy)
         print(f"license-gate is up: gateway http://127.0.0.1:{envoy.listen_port}, "
-              f"upstream echo :{upstream.port}, admin http://127.0.0.1:{envoy.admin_port}")
+              f"upstream echo :{upstream.port}, key server http://127.0.0.1:{keys.port}{JWKS_PATH}, "
+              f"admin http://127.0.0.1:{envoy.admin_port}")
         print(f"Envoy log: {envoy.log_path}   access log: {envoy.access_log_path}\n")
         for label, line in curl_lines(envoy.listen_port, files):
             print(f"# {label}\n{line}\n")

@@ -165,7 +165,8 @@ def test_the_demo_prints_working_curl_lines_and_stops_on_ctrl_c(tmp_path):
     port, admin = free_port(), free_port()
     demo = subprocess.Popen(
         [sys.executable, str(ROOT / "envoy" / "demo.py"), "--port", str(port), "--admin-port", str(admin),
-         "--upstream-port", str(free_port()), "--demo-dir", str(tmp_path / "demo")],
+         "--upstream-port", str(free_port()), "--keys-port", str(free_port()),
+         "--demo-dir", str(tmp_path / "demo")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     try:
@@ -174,7 +175,7 @@ def test_the_demo_prints_working_curl_lines_and_stops_on_ctrl_c(tmp_path):
             if line.startswith("Ctrl-C stops"):
                 break
         curls = [line for line in lines if line.startswith("curl ")]
-        assert len(curls) == 4, "".join(lines)
+        assert len(curls) == 5, "".join(lines)
         results = []
         for line in curls:
             m = re.match(r'curl -i http://127\.0\.0\.1:(\d+)(\S+) -H "Authorization: Bearer \$\(cat (\S+)\)"', line)
@@ -184,7 +185,7 @@ def test_the_demo_prints_working_curl_lines_and_stops_on_ctrl_c(tmp_path):
             grace = json.loads(body)["headers"].get("x-license-status") if status == 200 else None
             results.append((status, grace, json.loads(body).get("error")))
         assert results == [(200, ["active"], None), (401, None, "expired"),
-                           (403, None, "feature_missing"), (200, ["grace"], None)]
+                           (403, None, "feature_missing"), (200, ["grace"], None), (401, None, "revoked")]
     finally:
         demo.send_signal(signal.SIGINT)
         rest, _ = demo.communicate(timeout=20)
