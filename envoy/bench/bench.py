@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gateway import ROOT, envoy_binary, free_port, request
+from keyserver import JWKS_PATH, REVOCATIONS_PATH, KeyServer, revocation_list
 from reference import AUDIENCE, ISSUER, KEYS, SIGNERS
 
 # The reference signers measured (host-tests/testdata/scenarios.json): alg ->
@@ -41,6 +42,8 @@ TARGETS = [
     ("miss RS256 vs jwt_authn", "jwt_RS256", "lg_miss_RS256", 0.40),
     ("miss ES256 vs jwt_authn", "jwt_ES256", "lg_miss_ES256", 0.30),
     ("miss EdDSA vs jwt_authn", "jwt_EdDSA", "lg_miss_EdDSA", 0.30),
+    # Remote keys, a revocation list and binding must not make a hit dearer.
+    ("hit, lifecycle on vs off", "lg_hit_RS256", "lg_hit_lifecycle_RS256", 0.95),
 ]
 MAX_MODULE_BYTES = 400 * 1024
 HIT_HOST_CALLS = 10
@@ -104,17 +107,26 @@ def single_token(alg: str) -> Path:
     return path
 
 
-def plugin_config(cache_ttl: int = 3600) -> dict:
+def plugin_config(cache_ttl: int = 3600, lifecycle: bool = False) -> dict:
     def pem(kid: str, alg: str, stem: str) -> dict:
         return {"kid": kid, "alg": alg, "key": (KEYS / f"{stem}.pub.pem").read_text()}
 
-    return {
+    config = {
         "issuers": [ISSUER], "audiences": [AUDIENCE], "algorithms": list(ALGS),
         "keys": {"pem": [pem(kid, alg, stem) for alg, (kid, stem) in ALGS.items()]},
         "rules": [{"match": {"prefix": "/"}}],
         "forward": {"headers": {"x-license-tenant": "tenant"}},
         "cache": {"max_entries": 200_000, "ttl_seconds": cache_ttl},
     }
+    if lifecycle:
+        # The same keys from the key server, a revocation list, and binding on.
+        def remote(path: str) -> dict:
+            return {"cluster": "license-keys", "path": path, "refresh_seconds": 60}
+
+        config["keys"] = {"remote": remote(JWKS_PATH)}
+        config["revocation"] = {"remote": remote(REVOCATIONS_PATH)}
+        config["binding"] = {"identity": {"value": "bench-gateway"}}
+    return config
 
 
 def wasm_filter(name: str, path: Path, configuration: str = "") -> dict:
@@ -170,6 +182,10 @@ CHAINS = {
     # round again only after that, so every request is a real cache miss
     # (lookup, verification, write) whatever the request rate.
     "license_gate_miss": lambda: [wasm_filter("license_gate_miss", LICENSE_GATE, json.dumps(plugin_config(1)))],
+    # Keys fetched from a key server, a revocation list and deployment binding:
+    # what a cache hit costs with the whole license lifecycle on.
+    "license_gate_lifecycle": lambda: [wasm_filter("license_gate_lifecycle", LICENSE_GATE,
+                                                   json.dumps(plugin_config(lifecycle=True)))],
 }
 
 
@@ -182,7 +198,8 @@ def configurations(algs: list[str]) -> list[tuple[str, str, str]]:
     that to the filters that read it."""
     first = f"single-{algs[0]}"
     out = [(f"empty_{HIT_HOST_CALLS}_host_calls", "empty_calls", first),
-           (f"empty_headers_{algs[0]}", "empty_headers", first)]
+           (f"empty_headers_{algs[0]}", "empty_headers", first),
+           (f"lg_hit_lifecycle_{algs[0]}", "license_gate_lifecycle", first)]
     for alg in algs:
         out += [(f"none_{alg}", "none", f"single-{alg}"),
                 (f"empty_{alg}", "empty", f"single-{alg}"),
@@ -260,10 +277,19 @@ def main() -> int:
     lua = WORK / "tokens.lua"
     lua.write_text(LUA)
 
+    keys = KeyServer().__enter__()
+    keys.serve_jwks(jwks()["keys"])
+    kid, stem = ALGS["RS256"]
+    keys.serve(REVOCATIONS_PATH, revocation_list((KEYS / f"{stem}.key.pem").read_text(), "RS256", kid, ISSUER,
+                                                 [f"revoked-{i}" for i in range(1000)]))
     ports = {chain: free_port() for chain in CHAINS}
     admin = free_port()
+    key_cluster = {"name": "license-keys", "connect_timeout": "1s", "type": "STATIC", "load_assignment": {
+        "cluster_name": "license-keys", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+            "socket_address": {"address": "127.0.0.1", "port_value": keys.port}}}}]}]}}
     bootstrap = {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
-                 "static_resources": {"listeners": [listener(c, p, CHAINS[c]()) for c, p in ports.items()]}}
+                 "static_resources": {"listeners": [listener(c, p, CHAINS[c]()) for c, p in ports.items()],
+                                      "clusters": [key_cluster]}}
     workdir = Path(tempfile.mkdtemp(prefix="license-gate-bench-"))
     (workdir / "bench.json").write_text(json.dumps(bootstrap))
     log = open(workdir / "envoy.log", "wb")
@@ -280,6 +306,12 @@ def main() -> int:
             if envoy.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((workdir / "envoy.log").read_text()[-3000:])
             time.sleep(0.1)
+        while stat(admin, "revocation_fetch_success") == 0:
+            if time.monotonic() > deadline:
+                log_tail = (workdir / "envoy.log").read_text()[-3000:]
+                raise RuntimeError(f"the lifecycle configuration fetched no keys: {log_tail}")
+            time.sleep(0.1)
+        time.sleep(1)  # one tick more: the worker has installed both
 
         configs = configurations(algs)
         results: dict[str, list[dict]] = {name: [] for name, _, _ in configs}
@@ -301,6 +333,7 @@ def main() -> int:
     finally:
         envoy.terminate()
         envoy.wait(timeout=10)
+        keys.__exit__()
 
     med = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in results.items()}
     size = LICENSE_GATE.stat().st_size
