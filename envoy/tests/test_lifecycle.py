@@ -92,7 +92,7 @@ def test_before_the_first_fetch_answers_503_then_serves(keys, start):
     assert (status, json.loads(body)["error"]) == (503, "keys_unavailable")
     assert headers["retry-after"] == "5"
     assert "www-authenticate" not in headers
-    assert until(lambda: gw.stat("wasmcustom.license_gate.reason.status.jwks_fetch_failed") > 0, True, 5)
+    assert until(lambda: gw.stat("wasmcustom.license_gate.reason=.=status;.;jwks_fetch_failed") > 0, True, 5)
     keys.serve_jwks([jwk(K1)])
     assert until(lambda: outcome(gw, tok), (200, "forwarded"), 8) == (200, "forwarded")
     assert gw.stat("wasmcustom.license_gate.jwks_fetch_success") >= 1
@@ -130,7 +130,7 @@ def test_the_key_server_down_keeps_the_last_good_keys_until_max_stale(keys, star
     assert until(lambda: outcome(gw, tok), (200, "forwarded"), 8) == (200, "forwarded")
     keys.serve(JWKS_PATH, "down for maintenance", status=503)
     failed_since = time.monotonic()
-    assert until(lambda: gw.stat("wasmcustom.license_gate.reason.status.jwks_fetch_failed") > 0, True, 5)
+    assert until(lambda: gw.stat("wasmcustom.license_gate.reason=.=status;.;jwks_fetch_failed") > 0, True, 5)
     assert outcome(gw, tok) == (200, "forwarded"), "the last good keys still serve"
     # Then max_stale_seconds after the last success: no remote keys, 503.
     assert until(lambda: outcome(gw, tok), (503, "keys_unavailable"), 10) == (503, "keys_unavailable")
@@ -149,7 +149,7 @@ def test_one_fetch_per_period_however_many_workers(keys, start):
     # One per 2-2.5 s for the process: 4 or 5; two workers fetching each
     # for themselves would make 8 or more.
     assert 3 <= fetches <= 6, fetches
-    assert gw.stat("wasmcustom.license_gate.reason.status.jwks_fetch_failed") == 0
+    assert gw.stat("wasmcustom.license_gate.reason=.=status;.;jwks_fetch_failed") == 0
 
 
 def revocation_config(refresh: int = 2) -> dict:
@@ -182,9 +182,9 @@ def test_a_tampered_or_foreign_list_is_ignored(keys, start):
     forged = signed_list([], issued_at=int(time.time()) + 5).split(".")[1]
     for name, body in [("tampered", f"{head}.{forged}.{sig}"),
                        ("signed by a foreign key", signed_list([], signer=FOREIGN, issued_at=int(time.time()) + 5))]:
-        before = gw.stat("wasmcustom.license_gate.reason.invalid.revocation_fetch_failed")
+        before = gw.stat("wasmcustom.license_gate.reason=.=invalid;.;revocation_fetch_failed")
         keys.serve(REVOCATIONS_PATH, body)
-        assert until(lambda b=before: gw.stat("wasmcustom.license_gate.reason.invalid.revocation_fetch_failed") > b,
+        assert until(lambda b=before: gw.stat("wasmcustom.license_gate.reason=.=invalid;.;revocation_fetch_failed") > b,
                      True, 6), name
         assert outcome(gw, bad) == (401, "revoked"), name
         assert outcome(gw, good) == (200, "forwarded"), name

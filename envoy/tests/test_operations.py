@@ -71,11 +71,11 @@ def test_exact_stats_after_a_known_sequence(fresh):
         "license_gate.cache_hit": 5,
         "license_gate.cache_miss": 4,
         "license_gate.signature_verifications": 3,
-        "license_gate.reason.feature_missing.denied": 2,
-        "license_gate.reason.bad_signature.denied": 2,
-        "license_gate.reason.issuer_mismatch.denied": 2,
-        "license_gate.reason.route_denied.denied": 1,
-        "license_gate.reason.missing.denied": 1,
+        "license_gate.reason=.=feature_missing;.;denied": 2,
+        "license_gate.reason=.=bad_signature;.;denied": 2,
+        "license_gate.reason=.=issuer_mismatch;.;denied": 2,
+        "license_gate.reason=.=route_denied;.;denied": 1,
+        "license_gate.reason=.=missing;.;denied": 1,
     }
 
     # The reason becomes a Prometheus label.

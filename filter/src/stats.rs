@@ -1,9 +1,12 @@
 //! The filter's stats: their names (what Prometheus shows, through Envoy's
 //! tag extraction) and which of them a decided request counts.
 //!
-//! Names carry the reason as `license_gate.reason.<code>.<stat>`, so one tag
-//! extraction rule (see `envoy/gateway.yaml`) turns `<code>` into a `reason`
-//! label of `license_gate_denied` / `license_gate_dry_run_would_deny`.
+//! Names carry the reason as a tag, `license_gate.reason=.=<code>;.;<stat>`:
+//! the form Istio's bootstrap already extracts for any tag named in
+//! `extraStatTags`, so on a stock Istio gateway one annotation
+//! (`sidecar.istio.io/extraStatTags: reason`) turns `<code>` into the
+//! `reason` label of `license_gate_denied`, `license_gate_dry_run_would_deny`
+//! and the fetch failure counters; `envoy/gateway.yaml` has the same rule.
 
 use crate::cache::CacheOutcome;
 use crate::decision::{Decision, Verdict};
@@ -63,6 +66,15 @@ impl Gauge {
 /// The histogram of remaining license validity, in seconds, per licensed request.
 pub const REMAINING_VALIDITY: &str = "license_gate.license_remaining_seconds";
 
+/// The `reason` tag inside a stat name, in the `name=.=value;.;` form that
+/// Istio's bootstrap extracts for every tag listed in `extraStatTags` (and
+/// `envoy/gateway.yaml` does with the same rule): the tag is cut out of the
+/// name, so `license_gate.reason=.=expired;.;denied` becomes
+/// `license_gate_denied{reason="expired"}` in Prometheus.
+fn reason_tag(value: &str) -> String {
+    format!("reason=.={value};.;")
+}
+
 impl Counter {
     /// Every counter, in a fixed order: `index()` is the position here.
     pub fn all() -> Vec<Counter> {
@@ -110,10 +122,12 @@ impl Counter {
             Counter::CacheHit => "license_gate.cache_hit".into(),
             Counter::CacheMiss => "license_gate.cache_miss".into(),
             Counter::SignatureVerifications => "license_gate.signature_verifications".into(),
-            Counter::Denied(r) => format!("license_gate.reason.{}.denied", r.code()),
-            Counter::DryRunWouldDeny(r) => format!("license_gate.reason.{}.dry_run_would_deny", r.code()),
+            Counter::Denied(r) => format!("license_gate.{}denied", reason_tag(r.code())),
+            Counter::DryRunWouldDeny(r) => format!("license_gate.{}dry_run_would_deny", reason_tag(r.code())),
             Counter::FetchSuccess(d) => format!("license_gate.{}_fetch_success", d.stat_name()),
-            Counter::FetchFailed(d, f) => format!("license_gate.reason.{}.{}_fetch_failed", f.code(), d.stat_name()),
+            Counter::FetchFailed(d, f) => {
+                format!("license_gate.{}{}_fetch_failed", reason_tag(f.code()), d.stat_name())
+            }
         }
     }
 }
@@ -164,10 +178,10 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), all.len());
-        assert_eq!(Counter::Denied(Reason::Expired).name(), "license_gate.reason.expired.denied");
+        assert_eq!(Counter::Denied(Reason::Expired).name(), "license_gate.reason=.=expired;.;denied");
         assert_eq!(
             Counter::FetchFailed(Document::Revocations, FetchFailure::TooLarge).name(),
-            "license_gate.reason.too_large.revocation_fetch_failed"
+            "license_gate.reason=.=too_large;.;revocation_fetch_failed"
         );
         assert_eq!(Counter::FetchSuccess(Document::Jwks).name(), "license_gate.jwks_fetch_success");
     }

@@ -90,7 +90,7 @@ fn unreadable_path_fails_closed() {
         );
         assert_eq!(reply.header("www-authenticate"), None);
     }
-    assert_eq!(gw.process.metric("license_gate.reason.invalid_request.denied"), Some(3));
+    assert_eq!(gw.process.metric("license_gate.reason=.=invalid_request;.;denied"), Some(3));
 }
 
 /// Hosts compare in canonical form; odd hosts never open a host rule.

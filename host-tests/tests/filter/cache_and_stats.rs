@@ -89,11 +89,11 @@ fn exact_stats_after_a_known_sequence() {
             ("license_gate.cache_hit", 5),
             ("license_gate.cache_miss", 6),
             ("license_gate.signature_verifications", 4),
-            ("license_gate.reason.feature_missing.denied", 2),
-            ("license_gate.reason.bad_signature.denied", 2),
-            ("license_gate.reason.issuer_mismatch.denied", 2),
-            ("license_gate.reason.route_denied.denied", 1),
-            ("license_gate.reason.malformed.denied", 1),
+            ("license_gate.reason=.=feature_missing;.;denied", 2),
+            ("license_gate.reason=.=bad_signature;.;denied", 2),
+            ("license_gate.reason=.=issuer_mismatch;.;denied", 2),
+            ("license_gate.reason=.=route_denied;.;denied", 1),
+            ("license_gate.reason=.=malformed;.;denied", 1),
         ])
     );
     // Remaining validity of every request that carried a valid license:
@@ -273,7 +273,7 @@ fn dry_run_counts_would_be_denials_not_denials() {
     assert_eq!(get(&mut vm, "/api/data", &expired).0, 200);
     assert_eq!(
         stats(&process),
-        expect(&[("license_gate.reason.expired.dry_run_would_deny", 1), ("license_gate.cache_miss", 1),])
+        expect(&[("license_gate.reason=.=expired;.;dry_run_would_deny", 1), ("license_gate.cache_miss", 1),])
     );
 }
 
