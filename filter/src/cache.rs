@@ -423,8 +423,9 @@ mod codec {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::{Cell, RefCell};
-    use std::collections::HashMap;
+    use std::cell::Cell;
+
+    use crate::testing::Store;
 
     use super::*;
     use crate::license::LicenseStatus;
@@ -441,30 +442,6 @@ mod tests {
             assert!(!same_bytes(a, &b), "differs at {n}");
         }
         assert!(same_bytes(a, a.to_vec().as_slice()));
-    }
-
-    /// Shared data with Envoy's CAS semantics.
-    #[derive(Default)]
-    struct Store {
-        map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
-        last_cas: Cell<u32>,
-    }
-
-    impl SharedStore for Store {
-        fn get(&self, key: &str) -> Option<(Vec<u8>, Option<u32>)> {
-            self.map.borrow().get(key).map(|(v, c)| (v.clone(), Some(*c)))
-        }
-        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
-            let mut map = self.map.borrow_mut();
-            if let (Some((_, current)), Some(cas)) = (map.get(key), cas)
-                && *current != cas
-            {
-                return false;
-            }
-            self.last_cas.set(self.last_cas.get() + 1);
-            map.insert(key.to_string(), (value.to_vec(), self.last_cas.get()));
-            true
-        }
     }
 
     fn license(exp: Option<u64>) -> License {

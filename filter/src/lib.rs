@@ -24,6 +24,8 @@ pub mod runtime;
 pub mod schema;
 pub mod stats;
 pub mod strict_json;
+#[cfg(test)]
+mod testing;
 pub mod token_source;
 pub mod verify;
 

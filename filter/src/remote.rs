@@ -252,8 +252,6 @@ pub struct Published {
 pub struct TickOutcome {
     /// A document published since this VM last looked.
     pub published: Option<Published>,
-    /// When the document in force was last fetched (0: never).
-    pub fetched_at_ms: u64,
     pub fetch: Option<FetchRequest>,
 }
 
@@ -372,7 +370,7 @@ impl Fetcher {
             }
         }
         self.fetched_at_ms = record.fetched_at_ms;
-        TickOutcome { published, fetched_at_ms: record.fetched_at_ms, fetch }
+        TickOutcome { published, fetch }
     }
 
     /// The published document, when its generation is not the one this VM has.
@@ -521,4 +519,133 @@ pub fn fingerprint(parts: &[&[u8]]) -> u64 {
     }
     let out = digest.finalize();
     out.get(..8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_le_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Store;
+
+    fn settings(refresh: u64) -> RemoteSettings {
+        let raw: RawRemote = serde_json::from_str(&format!(
+            r#"{{"cluster":"keys","path":"/jwks","refresh_seconds":{refresh},"timeout_ms":1000,"max_stale_seconds":3600}}"#
+        ))
+        .unwrap();
+        RemoteSettings::compile("keys.remote", &raw, JWKS_DEFAULTS).unwrap()
+    }
+
+    fn ok(body: &[u8]) -> FetchResponse {
+        FetchResponse { status: Some(200), etag: Some("\"v1\"".into()), body: Ok(body.to_vec()) }
+    }
+
+    fn by_content(body: &[u8], _: &FetchRecord) -> Result<Validated, String> {
+        if body.starts_with(b"{") {
+            Ok(Validated { fingerprint: fingerprint(&[body]), issued_at: 0 })
+        } else {
+            Err("bad".into())
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_refuse_other_layouts() {
+        let record = FetchRecord {
+            generation: 7,
+            fetched_at_ms: 1,
+            next_fetch_ms: 2,
+            failures: 3,
+            lease_holder: 4,
+            lease_until_ms: 5,
+            early_at_ms: 6,
+            fingerprint: 8,
+            issued_at: 9,
+            etag: "\"x\"".into(),
+        };
+        assert_eq!(FetchRecord::decode(&record.encode()), Some(record.clone()));
+        let mut other = record.encode();
+        other[0] = 2;
+        assert_eq!(FetchRecord::decode(&other), None);
+        assert_eq!(FetchRecord::decode(&record.encode()[..40]), None);
+    }
+
+    #[test]
+    fn one_vm_fetches_the_other_picks_up_and_the_generation_follows_content() {
+        let store = Store::default();
+        let (mut a, mut b) = (Fetcher::new(settings(10), "p".into(), 1), Fetcher::new(settings(10), "p".into(), 2));
+        let request = a.tick(&store, 1_000).fetch.expect("due at once");
+        assert_eq!(request.headers[1], (":path", "/jwks".to_string()));
+        assert_eq!(b.tick(&store, 1_000).fetch, None, "the lease is a's");
+        let (outcome, published) = a.on_response(&store, 1_100, ok(b"{\"keys\":1}"), by_content);
+        assert_eq!(outcome, FetchOutcome::Success { changed: true });
+        assert_eq!(published.map(|p| p.generation), Some(1));
+        let seen = b.tick(&store, 1_200);
+        assert_eq!(seen.published.map(|p| p.document), Some(b"{\"keys\":1}".to_vec()));
+        assert_eq!(seen.fetch, None, "not due before refresh_seconds");
+        // Due again: the same content keeps generation 1, and If-None-Match goes out.
+        let request = b.tick(&store, 11_100).fetch.expect("due");
+        assert!(request.headers.contains(&("if-none-match", "\"v1\"".to_string())));
+        let (outcome, published) = b.on_response(&store, 11_150, ok(b"{\"keys\":1}"), by_content);
+        assert_eq!((outcome, published), (FetchOutcome::Success { changed: false }, None));
+        assert_eq!(b.fresh_until(), 11 + 3600);
+    }
+
+    #[test]
+    fn failures_keep_the_document_and_back_off() {
+        let store = Store::default();
+        let mut f = Fetcher::new(settings(8), "p".into(), 1);
+        f.tick(&store, 0).fetch.expect("due");
+        f.on_response(&store, 0, ok(b"{}"), by_content);
+        let mut due_at = Vec::new();
+        let mut now = 8_000;
+        while due_at.len() < 5 {
+            if f.tick(&store, now).fetch.is_some() {
+                due_at.push(now);
+                let failed = f.on_response(
+                    &store,
+                    now,
+                    FetchResponse { status: None, etag: None, body: Ok(vec![]) },
+                    by_content,
+                );
+                assert_eq!(
+                    failed.0,
+                    FetchOutcome::Failed { failure: FetchFailure::Timeout, detail: "no answer".into() }
+                );
+            }
+            now += 500;
+        }
+        // 1 s, 2 s, 4 s, then capped at refresh_seconds (8 s).
+        assert_eq!(due_at, [8_000, 9_000, 11_000, 15_000, 23_000]);
+        let bad = f.on_response(&store, now, ok(b"not json"), by_content).0;
+        assert!(matches!(bad, FetchOutcome::Failed { failure: FetchFailure::Invalid, .. }));
+        let big = FetchResponse { status: Some(200), etag: None, body: Err(70_000) };
+        assert!(matches!(
+            f.on_response(&store, now, big, by_content).0,
+            FetchOutcome::Failed { failure: FetchFailure::TooLarge, .. }
+        ));
+    }
+
+    #[test]
+    fn settings_errors_name_the_field() {
+        let err = |json: &str| {
+            let raw: RawRemote = serde_json::from_str(json).unwrap();
+            RemoteSettings::compile("keys.remote", &raw, JWKS_DEFAULTS).unwrap_err().to_string()
+        };
+        assert_eq!(
+            err(r#"{"cluster":"","path":"/"}"#),
+            "license-gate: config: keys.remote.cluster: must name an Envoy cluster"
+        );
+        assert_eq!(
+            err(r#"{"cluster":"k","path":"/a b"}"#),
+            "license-gate: config: keys.remote.path: must not contain spaces or control characters"
+        );
+        assert_eq!(
+            err(r#"{"cluster":"k","path":"/","max_bytes":0}"#),
+            "license-gate: config: keys.remote.max_bytes: must be from 1 to 16777216"
+        );
+        let defaults: RawRemote = serde_json::from_str(r#"{"cluster":"k","path":"/j"}"#).unwrap();
+        let s = RemoteSettings::compile("keys.remote", &defaults, JWKS_DEFAULTS).unwrap();
+        assert_eq!(
+            (s.authority.as_str(), s.refresh_seconds, s.timeout_ms, s.max_stale_seconds, s.max_bytes),
+            ("k", 300, 5000, 86_400, 65_536)
+        );
+    }
 }
