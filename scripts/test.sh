@@ -16,7 +16,7 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo clippy --locked -p license-gate --target wasm32-wasip1 -- -D warnings
 ensure_venv
 say "ruff (the Python: gateway runner, demo, bench, tests)"
-"$VENV/bin/ruff" check envoy
+"$VENV/bin/ruff" check envoy istio
 cargo fmt --manifest-path filter/fuzz/Cargo.toml --check
 cargo clippy --locked --manifest-path filter/fuzz/Cargo.toml --all-targets -- -D warnings
 say "unit and harness tests"
