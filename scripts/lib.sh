@@ -55,3 +55,27 @@ ensure_rust_component() {
         rustup component add "$1"
     fi
 }
+
+# A Debian package, installed with apt-get when COMMAND is missing (root, as
+# for binaryen): buildah for scripts/image.sh, docker-registry for its test.
+# Usage: ensure_apt PACKAGE COMMAND. One apt-get at a time: the tests that
+# install packages take the same lock file.
+ensure_apt() {
+    local package="$1" command="$2"
+    if command -v "$command" >/dev/null 2>&1; then
+        return 0
+    fi
+    say "installing $command (Debian package $package)"
+    (
+        flock 9
+        if ! command -v "$command" >/dev/null 2>&1; then
+            export DEBIAN_FRONTEND=noninteractive
+            apt-get update -qq
+            apt-get install -y -qq --no-install-recommends "$package" >/dev/null
+        fi
+    ) 9>"${TMPDIR:-/tmp}/license-gate-apt.lock"
+    if ! command -v "$command" >/dev/null 2>&1; then
+        say "Debian package $package brought no $command"
+        return 1
+    fi
+}
