@@ -11,14 +11,14 @@ ensure_rust_component rustfmt
 ensure_rust_component clippy
 say "format (cargo fmt --check)"
 cargo fmt --all --check
+cargo fmt --manifest-path filter/fuzz/Cargo.toml --check
 say "clippy -D warnings, every crate (unwrap/expect/panic are denied in the filter)"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo clippy --locked -p license-gate --target wasm32-wasip1 -- -D warnings
+cargo clippy --locked --manifest-path filter/fuzz/Cargo.toml --all-targets -- -D warnings
 ensure_venv
 say "ruff (the Python: gateway runner, demo, bench, tests)"
 "$VENV/bin/ruff" check envoy istio
-cargo fmt --manifest-path filter/fuzz/Cargo.toml --check
-cargo clippy --locked --manifest-path filter/fuzz/Cargo.toml --all-targets -- -D warnings
 say "unit and harness tests"
 LICENSE_GATE_WASM="$ROOT/dist/license_gate.wasm" cargo test --locked --workspace
 say "fuzzing smoke run (about a minute per target; scripts/fuzz.sh 3600 for a long one)"
