@@ -84,3 +84,14 @@ def gateway(upstream, tmp_path_factory):
 def upstream_saw(body: str) -> dict:
     """The echo upstream's view of the request (its JSON answer)."""
     return json.loads(body)
+
+
+def until(check, want, seconds: float = 10.0):
+    """Polls `check` until it returns `want` or `seconds` pass; returns the
+    last value, so `assert until(f, x, 5) == x` shows what came instead."""
+    deadline = time.monotonic() + seconds
+    while True:
+        got = check()
+        if got == want or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)

@@ -17,7 +17,7 @@ import time
 import pytest
 import yaml
 
-from conftest import ISSUER, key, mint, plugin_config
+from conftest import ISSUER, key, mint, plugin_config, until
 from gateway import TEMPLATE, WASM, Envoy
 
 WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
@@ -97,15 +97,6 @@ def answer(envoy: Envoy, token: str, path: str = "/api/reports") -> tuple[int, s
     if status == 200:
         return 200, json.loads(body)["headers"].get("x-license-dry-run", [None])[0]
     return status, json.loads(body)["error"]
-
-
-def until(check, want, seconds: float = 10.0):
-    deadline = time.monotonic() + seconds
-    while True:
-        got = check()
-        if got == want or time.monotonic() > deadline:
-            return got
-        time.sleep(0.1)
 
 
 @pytest.fixture

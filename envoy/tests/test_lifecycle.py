@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 
 import pytest
 
-from conftest import ISSUER, key, mint, plugin_config
+from conftest import ISSUER, key, mint, plugin_config, until
 from gateway import TEMPLATE, Envoy
 from keyserver import JWKS_PATH, REVOCATIONS_PATH, KeyServer, public_jwk, revocation_list
 
@@ -51,16 +50,6 @@ def outcome(gw: Envoy, tok: str) -> tuple[int, str]:
     if status == 200:
         return 200, "forwarded"
     return status, json.loads(body)["error"]
-
-
-def until(check: Callable[[], object], want: object, seconds: float) -> object:
-    """Polls `check` until it returns `want` (or time is up); returns the last value."""
-    deadline = time.monotonic() + seconds
-    while True:
-        got = check()
-        if got == want or time.monotonic() > deadline:
-            return got
-        time.sleep(0.1)
 
 
 @pytest.fixture

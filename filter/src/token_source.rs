@@ -138,28 +138,28 @@ pub fn strip_all<'a>(sources: &'a [TokenSource], req: &'a RequestHeaders, edits:
             edits.extend(kept.into_iter().map(|v| HeaderEdit::Add(name, Cow::Borrowed(v))));
         }
     }
-    let query_names: Vec<&[u8]> = sources
-        .iter()
-        .filter_map(|s| match s {
-            TokenSource::Query { name } => Some(name.as_bytes()),
-            _ => None,
-        })
-        .collect();
+    let query_names = names_of(sources, |s| matches!(s, TokenSource::Query { .. }));
     if !query_names.is_empty()
         && let Some(path) = strip_query(req, &query_names)
     {
         edits.push(HeaderEdit::Set(":path", Cow::Owned(path)));
     }
-    let cookie_names: Vec<&[u8]> = sources
-        .iter()
-        .filter_map(|s| match s {
-            TokenSource::Cookie { name } => Some(name.as_bytes()),
-            _ => None,
-        })
-        .collect();
+    let cookie_names = names_of(sources, |s| matches!(s, TokenSource::Cookie { .. }));
     if !cookie_names.is_empty() {
         strip_cookies(req, &cookie_names, edits);
     }
+}
+
+/// The parameter or cookie names of the sources `kind` picks.
+fn names_of(sources: &[TokenSource], kind: impl Fn(&TokenSource) -> bool) -> Vec<&[u8]> {
+    sources
+        .iter()
+        .filter(|s| kind(s))
+        .filter_map(|s| match s {
+            TokenSource::Query { name } | TokenSource::Cookie { name } => Some(name.as_bytes()),
+            TokenSource::Header { .. } => None,
+        })
+        .collect()
 }
 
 fn header_name(source: &TokenSource) -> Option<&String> {

@@ -33,14 +33,6 @@ fn bearer(token: &str) -> Vec<u8> {
     format!("Bearer {token}").into_bytes()
 }
 
-/// A compact JWS over exactly these header and payload bytes, signed by `signer`.
-fn sign_raw(signer: Signer, header: &str, payload: &str) -> String {
-    let message = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(payload));
-    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &encoding_key(&signer), signer.alg)
-        .unwrap_or_else(|e| panic!("sign: {e}"));
-    format!("{message}.{signature}")
-}
-
 /// Bytes that are not UTF-8 after the `?` do not hide the path from the rules.
 #[test]
 fn binary_query_does_not_hide_the_path() {

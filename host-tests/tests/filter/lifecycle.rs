@@ -39,13 +39,7 @@ fn revocation_list(signer: Signer, iat: u64, ids: &[&str]) -> Vec<u8> {
 }
 
 fn sign_parts(signer: Signer, header: &Value, payload: &Value) -> String {
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let message =
-        format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(payload.to_string()));
-    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &encoding_key(&signer), signer.alg)
-        .unwrap_or_else(|e| panic!("sign: {e}"));
-    format!("{message}.{signature}")
+    sign_raw(signer, &header.to_string(), &payload.to_string())
 }
 
 fn remote(path: &str, refresh: u64) -> Value {
