@@ -62,7 +62,7 @@ pub fn decide<'c>(
     now: u64,
     verify: &mut dyn FnMut(&str, u64) -> Verified,
 ) -> Decision<'c> {
-    let key = RouteKey { path: req.path(), method: req.method(), authority: req.authority() };
+    let key = RouteKey::of(req);
     let verdict = match policy.routes.action(&key) {
         // A part a rule needs cannot be read: no rule can be trusted to apply.
         Err(_) => denied(Reason::InvalidRequest),

@@ -96,6 +96,15 @@ impl RequestHeaders {
         self.single_bytes(":path")
     }
 
+    /// `:path` as text, or its bytes when they are not text.
+    pub fn path_and_query_value(&self) -> Option<Result<&str, &[u8]>> {
+        let mut values = self.values(":path");
+        match (values.next(), values.next()) {
+            (Some(v), None) => Some(v),
+            _ => None,
+        }
+    }
+
     /// `:path` without its query string (and fragment), for rule matching.
     /// Envoy normalises this part; the query it passes on as sent, so only
     /// this part has to be text.

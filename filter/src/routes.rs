@@ -7,7 +7,9 @@
 //! the rule applies, so it must not fall through to a later, laxer one.
 
 use crate::error::ConfigError;
-use crate::request::{Readable, Unreadable};
+use std::cell::OnceCell;
+
+use crate::request::{Readable, RequestHeaders, Unreadable};
 use crate::schema::{DefaultAction, LicenseMode, RawRule};
 
 /// What a route asks of a request.
@@ -73,14 +75,59 @@ struct Rule {
     action: RouteAction,
 }
 
-/// The request attributes rules look at, each as text or unreadable.
-#[derive(Debug, Clone, Copy)]
+/// The request attributes rules look at, each as text or unreadable, read
+/// from the request only when a rule asks (a cache hit on a table without
+/// host rules never parses the host), and then once.
+#[derive(Debug, Default)]
 pub struct RouteKey<'a> {
+    req: Option<&'a RequestHeaders>,
     /// `:path` without its query string.
-    pub path: Readable<'a>,
-    pub method: Readable<'a>,
+    path: OnceCell<Readable<'a>>,
+    method: OnceCell<Readable<'a>>,
     /// `:authority`, possibly with a port.
-    pub authority: Readable<'a>,
+    authority: OnceCell<Readable<'a>>,
+    /// The authority's canonical host (see [`canonical_host`]).
+    host: OnceCell<Readable<'a>>,
+}
+
+impl<'a> RouteKey<'a> {
+    pub fn of(req: &'a RequestHeaders) -> Self {
+        RouteKey { req: Some(req), ..RouteKey::default() }
+    }
+
+    /// A key from its parts (for tests and tools).
+    pub fn from_parts(path: Readable<'a>, method: Readable<'a>, authority: Readable<'a>) -> Self {
+        RouteKey {
+            req: None,
+            path: OnceCell::from(path),
+            method: OnceCell::from(method),
+            authority: OnceCell::from(authority),
+            host: OnceCell::new(),
+        }
+    }
+
+    fn part(
+        &self,
+        cell: &OnceCell<Readable<'a>>,
+        read: fn(&'a RequestHeaders) -> Readable<'a>,
+        name: &'static str,
+    ) -> Readable<'a> {
+        *cell.get_or_init(|| self.req.map_or(Err(Unreadable(name)), read))
+    }
+
+    fn path(&self) -> Readable<'a> {
+        self.part(&self.path, RequestHeaders::path, ":path")
+    }
+
+    fn method(&self) -> Readable<'a> {
+        self.part(&self.method, RequestHeaders::method, ":method")
+    }
+
+    fn host(&self) -> Readable<'a> {
+        *self.host.get_or_init(|| {
+            self.part(&self.authority, RequestHeaders::authority, ":authority").and_then(canonical_host)
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -104,9 +151,8 @@ impl RouteTable {
     /// The action of the first rule that matches, or the default; an error
     /// when a rule needs a request part that cannot be read.
     pub fn action(&self, key: &RouteKey<'_>) -> Result<&RouteAction, Unreadable> {
-        let host = key.authority.and_then(canonical_host);
         for rule in &self.rules {
-            if rule.matches(key, host)? {
+            if rule.matches(key)? {
                 return Ok(&rule.action);
             }
         }
@@ -116,29 +162,29 @@ impl RouteTable {
 
 impl Rule {
     /// Method first: a rule for other methods needs nothing else of the request.
-    fn matches(&self, key: &RouteKey<'_>, host: Readable<'_>) -> Result<bool, Unreadable> {
+    fn matches(&self, key: &RouteKey<'_>) -> Result<bool, Unreadable> {
         if let Some(methods) = &self.methods {
-            let method = key.method?;
+            let method = key.method()?;
             if !methods.iter().any(|m| m.eq_ignore_ascii_case(method)) {
                 return Ok(false);
             }
         }
         let path_ok = match &self.path {
             PathMatch::Any => true,
-            PathMatch::Prefix(p) => key.path?.starts_with(p.as_str()),
+            PathMatch::Prefix(p) => key.path()?.starts_with(p.as_str()),
             PathMatch::SeparatedPrefix(p) => {
-                key.path?.strip_prefix(p.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+                key.path()?.strip_prefix(p.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
             }
-            PathMatch::Exact(p) => key.path? == p,
+            PathMatch::Exact(p) => key.path()? == p,
         };
         if !path_ok {
             return Ok(false);
         }
         Ok(match &self.host {
             None => true,
-            Some(HostMatch::Exact(h)) => h.eq_ignore_ascii_case(host?),
+            Some(HostMatch::Exact(h)) => h.eq_ignore_ascii_case(key.host()?),
             Some(HostMatch::Suffix(s)) => {
-                let host = host?;
+                let host = key.host()?;
                 host.len() > s.len() && host.get(host.len() - s.len()..).is_some_and(|t| t.eq_ignore_ascii_case(s))
             }
         })
@@ -340,7 +386,7 @@ mod tests {
     }
 
     fn table_action(t: &RouteTable, path: &str, method: &str, authority: &str) -> Result<RouteAction, Unreadable> {
-        t.action(&RouteKey { path: Ok(path), method: Ok(method), authority: Ok(authority) }).cloned()
+        t.action(&RouteKey::from_parts(Ok(path), Ok(method), Ok(authority))).cloned()
     }
 
     #[test]
@@ -368,7 +414,7 @@ mod tests {
                 {"match":{"prefix":"/api/admin"},"license":"deny"}]"#,
             DefaultAction::Allow,
         );
-        let key = |path, authority| RouteKey { path, method: Ok("GET"), authority };
+        let key = |path, authority| RouteKey::from_parts(path, Ok("GET"), authority);
         let host = Unreadable(":authority");
         let path = Unreadable(":path");
         // The host rule cannot be decided: never fall through to the open default.

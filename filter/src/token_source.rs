@@ -81,14 +81,18 @@ impl TokenSource {
             TokenSource::Header { name, prefix } => {
                 for value in req.values(name) {
                     if let Some(token) = header_token(value_bytes(value), prefix.as_deref()) {
-                        consider(text(Cow::Borrowed(token)));
+                        consider(text_in(value, token));
                     }
                 }
             }
             TokenSource::Query { name } => {
+                let path = req.path_and_query_value()?;
                 for (key, value) in query_pairs(req) {
                     if percent_decode(key) == name.as_bytes() && !value.is_empty() {
-                        consider(text(percent_decode(value)));
+                        consider(match percent_decode(value) {
+                            Cow::Borrowed(raw) => text_in(path, raw),
+                            Cow::Owned(decoded) => text(Cow::Owned(decoded)),
+                        });
                     }
                 }
             }
@@ -96,7 +100,7 @@ impl TokenSource {
                 for header in req.values("cookie") {
                     for (cookie, value) in cookies(value_bytes(header)) {
                         if cookie == name.as_bytes() && !value.is_empty() {
-                            consider(text(Cow::Borrowed(value)));
+                            consider(text_in(header, value));
                         }
                     }
                 }
@@ -171,6 +175,19 @@ fn header_name(source: &TokenSource) -> Option<&String> {
 
 fn value_bytes<'r>(value: Result<&'r str, &'r [u8]>) -> &'r [u8] {
     value.map_or_else(|b| b, str::as_bytes)
+}
+
+/// `part` (a slice of `value`'s bytes, cut at ASCII delimiters) as text: a
+/// value already checked to be text needs no second check of its hundreds of
+/// bytes, only of where the slice starts and ends.
+fn text_in<'r>(value: Result<&'r str, &'r [u8]>, part: &'r [u8]) -> Found<'r> {
+    match value {
+        Ok(whole) => {
+            let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+            whole.get(start..start.saturating_add(part.len())).map(Cow::Borrowed).ok_or(Reason::Malformed)
+        }
+        Err(_) => text(Cow::Borrowed(part)),
+    }
 }
 
 /// A token must be text; bytes that are not make the source's token malformed.

@@ -131,7 +131,7 @@ pub fn run(config: Config, request: &Request) -> Result<Report, String> {
     let req = RequestHeaders::new(pairs.clone());
     let mut verify = |token: &str, now: u64| runtime.license(&policy, token, now).0.map(Rc::new);
     let decision = decide(&policy, &runtime.identity, &req, at, &mut verify);
-    let key = RouteKey { path: req.path(), method: req.method(), authority: req.authority() };
+    let key = RouteKey::of(&req);
     let route_action = policy.routes.action(&key);
     let mut notes = if matches!(route_action, Ok(RouteAction::Require(_))) { remote_notes } else { Vec::new() };
     let (route, route_text) = match route_action {
