@@ -1,26 +1,26 @@
 """The gateway demo: license-gate in a real Envoy on 127.0.0.1:10000 in front
-of an echo upstream, with a demo signing key and demo licenses created on
-first use in .demo/ (git-ignored). Envoy fetches the vendor's public keys
+of an echo upstream, with a demo signing key (created on first use) and demo
+licenses in .demo/ (git-ignored), all made by licensectl. Envoy fetches the vendor's public keys
 (JWKS) and signed revocation list from a local key server, as a production
 gateway would (keys.remote, revocation.remote). Prints copy-paste curl
-lines; Ctrl-C stops everything it started. Run it through scripts/run.sh."""
+lines, each with the `licensectl check` line that gives the same answer
+offline; Ctrl-C stops everything it started. Run it through scripts/run.sh."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
 
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import licensectl
 from gateway import ROOT, EchoUpstream, Envoy
-from keyserver import JWKS_PATH, REVOCATIONS_PATH, KeyServer, public_jwk, revocation_list
+from keyserver import JWKS_PATH, REVOCATIONS_PATH, KeyServer
 from reference import reference_config
 
 ISSUER = "https://licenses.demo.example.com"
@@ -30,18 +30,13 @@ GRACE = 7 * 86_400
 DAY = 86_400
 
 
-def signing_key(demo: Path) -> tuple[bytes, bytes]:
-    """The demo RSA key pair, created once."""
-    private, public = demo / "signing.key.pem", demo / "signing.pub.pem"
+def signing_key(ctl: Path, demo: Path) -> Path:
+    """The demo RS256 key (licensectl keygen), created once; its JWKS beside it."""
+    private = demo / "keys" / f"{KID}.key.pem"
     if not private.exists():
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        private.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                              serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption()))
-        public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                         serialization.PublicFormat.SubjectPublicKeyInfo))
-        private.chmod(0o600)
-    return private.read_bytes(), public.read_bytes()
+        licensectl.output(ctl, "keygen", "--alg", "RS256", "--kid", KID, "--bits", "2048",
+                          "--out", str(demo / "keys"))
+    return private
 
 
 def remote(path: str, refresh: int) -> dict:
@@ -75,31 +70,34 @@ def plugin_config() -> dict:
     }
 
 
-def licenses(demo: Path, private_pem: bytes) -> dict[str, Path]:
-    """Demo licenses, minted afresh on every start so their dates stay meaningful."""
+def licenses(ctl: Path, demo: Path, key: Path) -> dict[str, Path]:
+    """Demo licenses (licensectl mint), minted afresh on every start so their dates stay meaningful."""
     now = int(time.time())
     kinds = {
-        "allowed": {"plan": "pro", "tenant": "acme", "exp": now + 30 * DAY},
-        "expired": {"plan": "pro", "tenant": "globex", "exp": now - 10 * DAY},
-        "basic": {"plan": "basic", "tenant": "initech", "exp": now + 30 * DAY},
-        "grace": {"plan": "pro", "tenant": "umbrella", "exp": now - 1 * DAY},
-        "revoked": {"plan": "pro", "tenant": "hooli", "exp": now + 30 * DAY},
+        "allowed": ["--plan", "pro", "--tenant", "acme", "--expires-in", "30d"],
+        "expired": ["--plan", "pro", "--tenant", "globex", "--not-before", str(now - 40 * DAY),
+                    "--expires-at", str(now - 10 * DAY)],
+        "basic": ["--plan", "basic", "--tenant", "initech", "--expires-in", "30d"],
+        "grace": ["--plan", "pro", "--tenant", "umbrella", "--not-before", str(now - 30 * DAY),
+                  "--expires-at", str(now - 1 * DAY)],
+        "revoked": ["--plan", "pro", "--tenant", "hooli", "--expires-in", "30d"],
     }
     out = {}
     (demo / "licenses").mkdir(parents=True, exist_ok=True)
-    for name, extra in kinds.items():
-        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": f"customer-{name}", "jti": f"lic-demo-{name}",
-                  "iat": now, "nbf": now - 60, **extra}
-        token = jwt.encode(claims, private_pem, algorithm="RS256", headers={"kid": KID})
+    for name, args in kinds.items():
+        token = licensectl.output(ctl, "mint", "--key", str(key), "--kid", KID, "--iss", ISSUER, "--aud", AUDIENCE,
+                                  "--sub", f"customer-{name}", "--id", f"lic-demo-{name}", *args)
         path = demo / "licenses" / f"{name}.jwt"
         path.write_text(token)
         out[name] = path
     return out
 
 
-def curl_lines(port: int, files: dict[str, Path]) -> list[tuple[str, str]]:
+def curl_lines(port: int, files: dict[str, Path], check: list[str]) -> list[tuple[str, str]]:
+    """(label, the curl line and, under it, the licensectl check line giving the filter's answer offline)."""
     def line(path: str, lic: str) -> str:
-        return f'curl -i http://127.0.0.1:{port}{path} -H "Authorization: Bearer $(cat {files[lic]})"'
+        curl = f'curl -i http://127.0.0.1:{port}{path} -H "Authorization: Bearer $(cat {files[lic]})"'
+        return f"{curl}\n{shlex.join([*check, '--path', path])} < {shlex.quote(str(files[lic]))}"
     return [
         ("allowed (pro plan, reports feature) -> 200", line("/api/reports", "allowed")),
         ("expired beyond the grace period     -> 401 expired", line("/api/reports", "expired")),
@@ -131,20 +129,29 @@ def main() -> int:
     parser.add_argument("--upstream-port", type=int, default=10001)
     parser.add_argument("--keys-port", type=int, default=10002)
     parser.add_argument("--demo-dir", type=Path, default=ROOT / ".demo")
+    parser.add_argument("--licensectl", type=Path, help="the licensectl binary (default: cargo build it)")
     args = parser.parse_args()
 
     demo = args.demo_dir.resolve()
     demo.mkdir(parents=True, exist_ok=True)
-    private_pem, public_pem = signing_key(demo)
-    files = licenses(demo, private_pem)
+    ctl = args.licensectl.resolve() if args.licensectl else licensectl.build()
+    key = signing_key(ctl, demo)
+    files = licenses(ctl, demo, key)
+    # What the key server publishes, made by licensectl: the JWKS and the signed revocation list.
+    jwks, revocations, config = demo / "jwks.json", demo / "revocations.jwt", demo / "plugin.json"
+    jwks.write_text(licensectl.output(ctl, "jwks", str(key)))
+    revocations.write_text(licensectl.output(ctl, "revoke", "--key", str(key), "--kid", KID, "--iss", ISSUER,
+                                             *(f"--id={i}" for i in REVOKED)))
+    config.write_text(json.dumps(plugin_config(), indent=2))
+    check = [str(ctl), "check", "--config", str(config), "--jwks", str(jwks), "--revocations", str(revocations)]
 
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
     keys = KeyServer(args.keys_port)
-    keys.serve_jwks([public_jwk("RS256", KID, public_pem.decode())])
-    keys.serve(REVOCATIONS_PATH, revocation_list(private_pem.decode(), "RS256", KID, ISSUER, REVOKED))
+    keys.serve(JWKS_PATH, jwks.read_text())
+    keys.serve(REVOCATIONS_PATH, revocations.read_text())
     with EchoUpstream(args.upstream_port) as upstream, keys, \
             Envoy(plugin_config(), upstream.port, concurrency=2, listen_port=args.port, key_server_port=keys.port,
                   admin_port=args.admin_port, workdir=demo / "envoy") as envoy:
@@ -153,7 +160,7 @@ def main() -> int:
               f"upstream echo :{upstream.port}, key server http://127.0.0.1:{keys.port}{JWKS_PATH}, "
               f"admin http://127.0.0.1:{envoy.admin_port}")
         print(f"Envoy log: {envoy.log_path}   access log: {envoy.access_log_path}\n")
-        for label, line in curl_lines(envoy.listen_port, files):
+        for label, line in curl_lines(envoy.listen_port, files, check):
             print(f"# {label}\n{line}\n")
         print(f"# stats: curl -s http://127.0.0.1:{envoy.admin_port}/stats/prometheus | grep license_gate")
         print("\nCtrl-C stops Envoy and the upstream.", flush=True)

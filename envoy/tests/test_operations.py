@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -162,9 +163,13 @@ def test_escaped_slashes_are_redirected_not_matched(gateway):
 
 
 def test_the_demo_prints_working_curl_lines_and_stops_on_ctrl_c(tmp_path):
+    import licensectl
+
+    ctl = licensectl.build()
     port, admin = free_port(), free_port()
     demo = subprocess.Popen(
-        [sys.executable, str(ROOT / "envoy" / "demo.py"), "--port", str(port), "--admin-port", str(admin),
+        [sys.executable, str(ROOT / "envoy" / "demo.py"), "--licensectl", str(ctl),
+         "--port", str(port), "--admin-port", str(admin),
          "--upstream-port", str(free_port()), "--keys-port", str(free_port()),
          "--demo-dir", str(tmp_path / "demo")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -186,6 +191,21 @@ def test_the_demo_prints_working_curl_lines_and_stops_on_ctrl_c(tmp_path):
             results.append((status, grace, json.loads(body).get("error")))
         assert results == [(200, ["active"], None), (401, None, "expired"),
                            (403, None, "feature_missing"), (200, ["grace"], None), (401, None, "revoked")]
+        # Beside each curl line, the licensectl check line giving the same answer offline.
+        checks = [lines[lines.index(line) + 1].strip() for line in curls]
+        verdicts = []
+        for line in checks:
+            command, redirect, token_file = line.rpartition(" < ")
+            argv = shlex.split(command)
+            assert redirect and argv[:2] == [str(ctl), "check"], line
+            with open(shlex.split(token_file)[0]) as stdin:
+                proc = subprocess.run([*argv, "--json"], stdin=stdin, capture_output=True, text=True, timeout=30)
+            out = json.loads(proc.stdout)
+            verdicts.append((proc.returncode, out["outcome"], out["reason"], out["status"]))
+        assert verdicts == [(0, "allow", None, None), (1, "deny", "expired", 401),
+                            (1, "deny", "feature_missing", 403), (0, "grace", None, None),
+                            (1, "deny", "revoked", 401)]
+        assert "import jwt" not in (ROOT / "envoy" / "demo.py").read_text()  # no Python minting left
     finally:
         demo.send_signal(signal.SIGINT)
         rest, _ = demo.communicate(timeout=20)
