@@ -5,7 +5,9 @@
 //! cheapest host calls (`get_current_time`) per request and nothing else, so
 //! the benchmark can show what host calls alone cost in Envoy. `headers`
 //! instead fetches the request headers once, as license-gate does;
-//! `get:a,b` fetches just the named headers, one host call each.
+//! `get:a,b` fetches just the named headers, one host call each. `floor` is
+//! the least host work any Wasm license gate does: read `:path` and the
+//! token header, increment one counter, set one upstream header.
 #![cfg(target_arch = "wasm32")]
 
 use proxy_wasm::hostcalls;
@@ -13,13 +15,17 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType};
 
 proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { calls: 0, headers: false, get: Vec::new() }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
+        Box::new(Root { calls: 0, headers: false, get: Vec::new(), floor: None })
+    });
 }}
 
 struct Root {
     calls: u32,
     headers: bool,
     get: Vec<String>,
+    /// `floor`: the counter it increments.
+    floor: Option<u32>,
 }
 
 impl Context for Root {}
@@ -33,6 +39,9 @@ impl RootContext for Root {
         if let Some(names) = config.trim().strip_prefix("get:") {
             self.get = names.split(',').map(str::to_string).collect();
         }
+        if config.trim() == "floor" {
+            self.floor = hostcalls::define_metric(proxy_wasm::types::MetricType::Counter, "floor.requests").ok();
+        }
         true
     }
 
@@ -41,7 +50,7 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Pass { calls: self.calls, headers: self.headers, get: self.get.clone() }))
+        Some(Box::new(Pass { calls: self.calls, headers: self.headers, get: self.get.clone(), floor: self.floor }))
     }
 }
 
@@ -49,6 +58,7 @@ struct Pass {
     calls: u32,
     headers: bool,
     get: Vec<String>,
+    floor: Option<u32>,
 }
 
 impl Context for Pass {}
@@ -63,6 +73,13 @@ impl HttpContext for Pass {
         }
         for _ in 0..self.calls {
             let _ = hostcalls::get_current_time();
+        }
+        if let Some(counter) = self.floor {
+            let map = proxy_wasm::types::MapType::HttpRequestHeaders;
+            let _ = hostcalls::get_map_value_bytes(map, ":path");
+            let _ = hostcalls::get_map_value_bytes(map, "authorization");
+            let _ = hostcalls::increment_metric(counter, 1);
+            let _ = hostcalls::set_map_value(map, "x-license-status", Some("active"));
         }
         Action::Continue
     }
