@@ -20,7 +20,8 @@ use crate::decision::{Action, Decision, Verdict, decide};
 use crate::keys::KeySet;
 use crate::reason::Reason;
 use crate::remote::{
-    Document, FetchOutcome, FetchRecord, FetchRequest, FetchResponse, Fetcher, Published, RemoteSettings, Validated,
+    Document, FetchOutcome, FetchRecord, FetchRequest, FetchResponse, Fetcher, Publications, Published, RemoteSettings,
+    Validated,
 };
 use crate::request::{HeaderEdit, RequestHeaders, decode_header_map};
 use crate::revocation::RevocationList;
@@ -120,6 +121,11 @@ struct Shared {
     early_refresh: Cell<bool>,
     /// Deployment binding is on and the identity is still to be read.
     identity_pending: Cell<bool>,
+    /// The remote documents' fetchers (keys first: a revocation list is
+    /// verified with them), driven by the root context.
+    remotes: RefCell<Vec<Remote>>,
+    /// Bumped when any worker publishes a document; `None` without remotes.
+    publications: Option<Publications>,
 }
 
 impl Shared {
@@ -141,6 +147,25 @@ impl Shared {
         }
         self.runtime.borrow_mut().identity = identity;
     }
+
+    /// Installs what another worker published since this VM last looked:
+    /// one shared-data read per request, so that no worker serves from an
+    /// older key set or revocation list than the one in force until its
+    /// next tick.
+    fn pick_up_publications(&self) {
+        let Some(publications) = &self.publications else { return };
+        if !publications.changed(&HostSharedData) {
+            return;
+        }
+        let now_ms = now_millis();
+        let mut remotes = self.remotes.borrow_mut();
+        for remote in remotes.iter_mut() {
+            if let Some(published) = remote.fetcher.sync(&HostSharedData) {
+                install(self, remote, published, now_ms);
+            }
+            keep_fresh(self, remote);
+        }
+    }
 }
 
 /// One fetched document's fetcher, and its last failure log line.
@@ -153,7 +178,6 @@ struct Remote {
 #[derive(Default)]
 struct Root {
     gate: Option<Rc<Shared>>,
-    remotes: Vec<Remote>,
     /// `dispatch_http_call` tokens in flight, by the remote they fetch for.
     calls: HashMap<u32, usize>,
 }
@@ -162,7 +186,8 @@ impl Context for Root {
     fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
         let Some(index) = self.calls.remove(&token) else { return };
         let Some(shared) = self.gate.clone() else { return };
-        let Some(remote) = self.remotes.get_mut(index) else { return };
+        let mut remotes = shared.remotes.borrow_mut();
+        let Some(remote) = remotes.get_mut(index) else { return };
         let max_bytes = remote.fetcher.settings.max_bytes;
         let headers = if num_headers == 0 {
             Vec::new()
@@ -192,9 +217,12 @@ impl Context for Root {
         record_fetch(&shared, remote, &outcome, now_ms);
         if let Some(published) = published {
             install(&shared, remote, published, now_ms);
+            if let Some(publications) = &shared.publications {
+                publications.bump(&HostSharedData);
+            }
         }
         keep_fresh(&shared, remote);
-        set_gauges(&shared, now_ms, &self.remotes);
+        set_gauges(&shared, now_ms, &remotes);
     }
 }
 
@@ -369,20 +397,26 @@ impl RootContext for Root {
             })
         };
         // Keys first: a revocation list is verified with them.
-        self.remotes = [remote(Document::Jwks, remote_keys), remote(Document::Revocations, remote_revocations)]
-            .into_iter()
-            .flatten()
-            .collect();
+        let remotes: Vec<Remote> =
+            [remote(Document::Jwks, remote_keys), remote(Document::Revocations, remote_revocations)]
+                .into_iter()
+                .flatten()
+                .collect();
         self.calls.clear();
-        let metrics = Metrics::define(!self.remotes.is_empty());
+        let any_remote = !remotes.is_empty();
+        let publications =
+            any_remote.then(|| Publications::new(&format!("lg2:{}:{fingerprint}", crate::cache::build_id())));
+        let metrics = Metrics::define(any_remote);
         self.gate = Some(Rc::new(Shared {
             identity_pending: Cell::new(policy.binding.is_some()),
             policy,
             runtime: RefCell::new(runtime),
             metrics,
             early_refresh: Cell::new(false),
+            remotes: RefCell::new(remotes),
+            publications,
         }));
-        if !self.remotes.is_empty() {
+        if any_remote {
             let _ = hostcalls::set_tick_period(TICK);
         }
         true
@@ -391,13 +425,13 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         let Some(shared) = self.gate.clone() else { return };
         let now_ms = now_millis();
+        let mut remotes = shared.remotes.borrow_mut();
         if shared.early_refresh.take()
-            && let Some(jwks) = self.remotes.iter().find(|r| r.document == Document::Jwks)
+            && let Some(jwks) = remotes.iter().find(|r| r.document == Document::Jwks)
         {
             jwks.fetcher.request_early_refresh();
         }
-        for index in 0..self.remotes.len() {
-            let Some(remote) = self.remotes.get_mut(index) else { continue };
+        for (index, remote) in remotes.iter_mut().enumerate() {
             let outcome = remote.fetcher.tick(&HostSharedData, now_ms);
             if let Some(published) = outcome.published {
                 install(&shared, remote, published, now_ms);
@@ -415,7 +449,7 @@ impl RootContext for Root {
                 }
             }
         }
-        set_gauges(&shared, now_ms, &self.remotes);
+        set_gauges(&shared, now_ms, &remotes);
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -449,6 +483,7 @@ impl HttpContext for Gate {
         let req = RequestHeaders::new(headers);
         let shared = &self.shared;
         shared.read_identity_once();
+        shared.pick_up_publications();
         let runtime = shared.runtime.borrow();
         let now = now_seconds();
         let mut trace = Trace::default();

@@ -373,6 +373,14 @@ impl Fetcher {
         TickOutcome { published, fetch }
     }
 
+    /// What another worker published since this VM last looked, without
+    /// fetching: the request path calls it when [`Publications`] moved.
+    pub fn sync(&mut self, store: &dyn SharedStore) -> Option<Published> {
+        let (record, _) = read_record(store, &self.state_key());
+        self.fetched_at_ms = record.fetched_at_ms;
+        self.pick_up(store, &record)
+    }
+
     /// The published document, when its generation is not the one this VM has.
     fn pick_up(&mut self, store: &dyn SharedStore, record: &FetchRecord) -> Option<Published> {
         if record.generation == self.local_generation {
@@ -494,6 +502,46 @@ impl Fetcher {
                 let _ = store.set(&self.doc_key(), &doc, None);
             }
             if store.set(&self.state_key(), &record.encode(), cas) {
+                return;
+            }
+        }
+    }
+}
+
+/// A process-wide counter, bumped after every newly published document
+/// and read by every request of a gateway with remote documents: a worker
+/// then installs what another one published at once, not at its next tick,
+/// so a revocation or a rotation takes effect on every worker together.
+#[derive(Debug)]
+pub struct Publications {
+    key: String,
+    seen: std::cell::Cell<u64>,
+}
+
+impl Publications {
+    /// `lg2:<build>:<config>:published`.
+    pub fn new(prefix: &str) -> Publications {
+        Publications { key: format!("{prefix}:published"), seen: std::cell::Cell::new(0) }
+    }
+
+    fn read(&self, store: &dyn SharedStore) -> (u64, Option<u32>) {
+        store
+            .get(&self.key)
+            .and_then(|(bytes, cas)| Some((u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?), cas)))
+            .unwrap_or((0, None))
+    }
+
+    /// Whether anything was published since this VM last asked.
+    pub fn changed(&self, store: &dyn SharedStore) -> bool {
+        let (count, _) = self.read(store);
+        count != self.seen.replace(count)
+    }
+
+    /// Tells the other workers a document was published (after its state).
+    pub fn bump(&self, store: &dyn SharedStore) {
+        for _ in 0..8 {
+            let (count, cas) = self.read(store);
+            if store.set(&self.key, &count.wrapping_add(1).to_le_bytes(), cas) {
                 return;
             }
         }

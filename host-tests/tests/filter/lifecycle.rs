@@ -104,6 +104,15 @@ impl Mesh {
         }
     }
 
+    /// Like [`Mesh::run`], but only `worker` catches up: the others see no
+    /// tick (a worker whose next tick has not come yet).
+    fn run_only(&mut self, worker: usize, millis: u64) {
+        for _ in 0..millis.div_ceil(100) {
+            self.process.clock().advance_millis(100);
+            self.vms[worker].pump().unwrap_or_else(|e| panic!("pump: {e:#}"));
+        }
+    }
+
     fn fetches(&self, path_suffix: &str) -> usize {
         let clusters = self.process.clusters();
         clusters
@@ -367,6 +376,28 @@ fn a_revoked_license_is_refused_within_one_list_period_even_when_cached() {
     mesh.serve(|s| s.revocations = Scripted::ok(revocation_list(K1, NOW + 90, &[])));
     mesh.run(61_000);
     assert_eq!(mesh.outcome(0, &license), ok());
+}
+
+#[test]
+fn what_one_worker_publishes_is_in_force_on_every_worker_before_their_next_tick() {
+    let mut mesh = Mesh::new(&revocation_config(json!({})), 2);
+    mesh.run(1_100);
+    let license = mint(K1, &claims(json!({"jti": "lic-123"})));
+    assert_eq!(mesh.outcome(0, &license), ok());
+    assert_eq!(mesh.outcome(1, &license), ok());
+    mesh.serve(|s| s.revocations = Scripted::ok(revocation_list(K1, NOW + 30, &["lic-123"])));
+    // Only worker 0 ticks: it fetches and publishes the new list; worker 1
+    // holds an "allowed" verdict in its own cache and has had no tick since.
+    mesh.run_only(0, 61_000);
+    assert_eq!(mesh.metric("license_gate.revocation_fetch_success"), 2);
+    assert_eq!(mesh.outcome(1, &license), denied(401, "revoked"));
+    assert_eq!(mesh.outcome(0, &license), denied(401, "revoked"));
+    // The same for a key rotation.
+    mesh.serve(|s| s.jwks = Scripted::ok(jwks_of(&[K2])));
+    mesh.run_only(0, 301_000);
+    let t2 = token(K2);
+    assert_eq!(mesh.outcome(1, &t2), ok());
+    assert_eq!(mesh.outcome(1, &token(K1)), denied(401, "unknown_kid"));
 }
 
 #[test]
