@@ -31,6 +31,11 @@ use crate::verify::{ClaimNames, Verifier};
 /// these names is removed before the filter sets its own.
 pub const STATUS_HEADER: &str = "x-license-status";
 pub const DRY_RUN_HEADER: &str = "x-license-dry-run";
+/// The license's plan and tenant, set on every request the filter forwards
+/// with a license: Envoy's rate limiters after the filter pick a tenant's
+/// bucket from them, so a client must never be able to send its own.
+pub const PLAN_HEADER: &str = "x-license-plan";
+pub const TENANT_HEADER: &str = "x-license-tenant";
 
 /// One upstream header set from a license claim.
 #[derive(Debug, Clone)]
@@ -45,6 +50,8 @@ pub struct Policy {
     /// The authenticator: issuers, audiences, claim names, skew, grace.
     pub verifier: Verifier,
     pub plans: Plans,
+    /// The plan of a license whose token names none (`default_plan`).
+    pub default_plan: Option<String>,
     pub routes: RouteTable,
     pub sources: Vec<TokenSource>,
     pub max_token_bytes: usize,
@@ -57,11 +64,20 @@ pub struct Policy {
 impl Policy {
     /// Every header name a client must not be able to set on its own.
     pub fn owned_headers(&self) -> impl Iterator<Item = &str> {
-        self.forward.iter().map(|f| f.header.as_str()).chain([STATUS_HEADER, DRY_RUN_HEADER])
+        self.forward.iter().map(|f| f.header.as_str()).chain([
+            STATUS_HEADER,
+            DRY_RUN_HEADER,
+            PLAN_HEADER,
+            TENANT_HEADER,
+        ])
     }
 
-    /// Entitlements: the license's features plus everything its plan grants.
+    /// Entitlements: the license's features plus everything its plan grants;
+    /// a license that names no plan is on `default_plan`.
     pub fn entitle(&self, mut license: License) -> License {
+        if license.plan.is_none() {
+            license.plan.clone_from(&self.default_plan);
+        }
         if let Some(granted) = license.plan.as_deref().and_then(|p| self.plans.features(p)) {
             license.features.extend(granted.iter().cloned());
         }
@@ -107,12 +123,19 @@ impl Config {
         let revocations =
             Revocations::compile(&raw.revocation.ids, remote_revocations.is_some(), raw.revocation.on_stale)?;
         let plans = Plans::compile(&raw.plans)?;
-        let forward = compile_forward(&raw.forward)?;
+        if let Some(plan) = &raw.default_plan
+            && !plans.contains(plan)
+        {
+            return Err(ConfigError::new("default_plan", format!("unknown plan \"{plan}\" (not in plans)")));
+        }
         let binding = raw.binding.as_ref().map(Binding::compile).transpose()?;
+        let plan_claim = non_empty("claims.plan", raw.claims.plan)?;
+        let tenant_claim = non_empty("claims.tenant", raw.claims.tenant)?;
+        let forward = compile_forward(&raw.forward, &plan_claim, &tenant_claim)?;
         let claims = ClaimNames {
             features: non_empty("claims.features", raw.claims.features)?,
-            plan: non_empty("claims.plan", raw.claims.plan)?,
-            tenant: non_empty("claims.tenant", raw.claims.tenant)?,
+            plan: plan_claim,
+            tenant: tenant_claim,
             license_id: non_empty("claims.license_id", raw.claims.license_id)?,
             deployments: binding.as_ref().map(|b| b.claim.clone()),
             forwarded: forward.iter().map(|f| f.claim.clone()).collect(),
@@ -137,6 +160,7 @@ impl Config {
             policy: Policy {
                 verifier,
                 plans,
+                default_plan: raw.default_plan,
                 routes,
                 sources,
                 max_token_bytes: raw.max_token_bytes,
@@ -188,23 +212,38 @@ fn non_empty(field: &str, value: String) -> Result<String, ConfigError> {
     Ok(value)
 }
 
-fn compile_forward(raw: &RawForward) -> Result<Vec<ForwardHeader>, ConfigError> {
-    raw.headers
-        .iter()
-        .map(|(header, claim)| {
-            let field = format!("forward.headers.{header}");
-            if !is_header_name(header) {
-                return Err(ConfigError::new(field, "not a valid lower-case HTTP header name"));
+/// The configured `forward.headers`. `x-license-plan` and
+/// `x-license-tenant` are always set from the plan and tenant claims; naming
+/// them here is accepted (configurations written before that) only with
+/// those very claims.
+fn compile_forward(raw: &RawForward, plan_claim: &str, tenant_claim: &str) -> Result<Vec<ForwardHeader>, ConfigError> {
+    let mut forward = Vec::new();
+    for (header, claim) in &raw.headers {
+        let field = format!("forward.headers.{header}");
+        if !is_header_name(header) {
+            return Err(ConfigError::new(field, "not a valid lower-case HTTP header name"));
+        }
+        if header == STATUS_HEADER || header == DRY_RUN_HEADER {
+            return Err(ConfigError::new(field, "is set by the filter itself"));
+        }
+        if claim.is_empty() {
+            return Err(ConfigError::new(field, "claim name must not be empty"));
+        }
+        for (own, from, claims_field) in [(PLAN_HEADER, plan_claim, "plan"), (TENANT_HEADER, tenant_claim, "tenant")] {
+            if header == own && claim != from {
+                return Err(ConfigError::new(
+                    field,
+                    format!(
+                        "is set by the filter itself from claims.{claims_field} (\"{from}\"); remove it or change claims.{claims_field}"
+                    ),
+                ));
             }
-            if header == STATUS_HEADER || header == DRY_RUN_HEADER {
-                return Err(ConfigError::new(field, "is set by the filter itself"));
-            }
-            if claim.is_empty() {
-                return Err(ConfigError::new(field, "claim name must not be empty"));
-            }
-            Ok(ForwardHeader { header: header.clone(), claim: claim.clone() })
-        })
-        .collect()
+        }
+        if header != PLAN_HEADER && header != TENANT_HEADER {
+            forward.push(ForwardHeader { header: header.clone(), claim: claim.clone() });
+        }
+    }
+    Ok(forward)
 }
 
 #[cfg(test)]
@@ -215,6 +254,39 @@ mod tests {
         match Config::from_json(json.as_bytes()) {
             Ok(_) => "ok".into(),
             Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn quota_and_plan_errors_name_the_field() {
+        let cases = [
+            (
+                r#"{"issuers":["i"],"hmac_secrets":[{"alg":"HS256","secret_base64":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}],"plans":{"a":{"quota":{"requests_per_second":10}}}}"#,
+                "license-gate: config: plans.a.quota: missing field `burst`",
+            ),
+            (
+                r#"{"issuers":["i"],"hmac_secrets":[{"alg":"HS256","secret_base64":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}],"plans":{"a":{"quota":{"requests_per_second":1,"burst":2,"period":3}}}}"#,
+                "license-gate: config: plans.a.quota.period: unknown field `period`, expected `requests_per_second` or `burst`",
+            ),
+            (
+                r#"{"issuers":["i"],"hmac_secrets":[{"alg":"HS256","secret_base64":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}],"plans":{"a":{}},"default_plan":"b"}"#,
+                "license-gate: config: default_plan: unknown plan \"b\" (not in plans)",
+            ),
+            (
+                r#"{"issuers":["i"],"hmac_secrets":[{"alg":"HS256","secret_base64":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}],"forward":{"headers":{"x-license-plan":"tier"}}}"#,
+                "license-gate: config: forward.headers.x-license-plan: is set by the filter itself from claims.plan (\"plan\"); remove it or change claims.plan",
+            ),
+            (
+                r#"{"issuers":["i"],"hmac_secrets":[{"alg":"HS256","secret_base64":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}],"claims":{"tenant":"org"},"forward":{"headers":{"x-license-tenant":"tenant"}}}"#,
+                "license-gate: config: forward.headers.x-license-tenant: is set by the filter itself from claims.tenant (\"org\"); remove it or change claims.tenant",
+            ),
+            (
+                r#"{"issuers":["i"],"hmac_secrets":[{"alg":"HS256","secret_base64":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}],"plans":{"a":{}},"default_plan":"a","forward":{"headers":{"x-license-plan":"plan"}}}"#,
+                "ok",
+            ),
+        ];
+        for (json, want) in cases {
+            assert_eq!(err(json), want, "{json}");
         }
     }
 

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use crate::binding::Identity;
 use crate::cache::Verified;
-use crate::config::{DRY_RUN_HEADER, Policy, STATUS_HEADER};
+use crate::config::{DRY_RUN_HEADER, PLAN_HEADER, Policy, STATUS_HEADER, TENANT_HEADER};
 use crate::license::{License, LicenseStatus};
 use crate::reason::Reason;
 use crate::request::{HeaderEdit, RequestHeaders};
@@ -179,8 +179,14 @@ fn license_headers<'a>(
 ) {
     // The status, the forwarded headers, and room for the token strip or
     // the dry-run header: one allocation.
-    edits.reserve(policy.forward.len() + 2);
+    edits.reserve(policy.forward.len() + 4);
     edits.push(HeaderEdit::set_text(STATUS_HEADER, status.as_str()));
+    if let Some(plan) = &license.plan {
+        edits.push(HeaderEdit::set_text(PLAN_HEADER, plan));
+    }
+    if let Some(tenant) = &license.tenant {
+        edits.push(HeaderEdit::set_text(TENANT_HEADER, tenant));
+    }
     for (fwd, value) in policy.forward.iter().zip(&license.forwarded) {
         if let Some(value) = value {
             edits.push(HeaderEdit::set_text(&fwd.header, value));

@@ -33,6 +33,8 @@ pub struct RawConfig {
     pub claims: RawClaims,
     #[serde(default)]
     pub plans: BTreeMap<String, RawPlan>,
+    /// The plan of a license whose token names none.
+    pub default_plan: Option<String>,
     #[serde(default)]
     pub rules: Vec<RawRule>,
     #[serde(default)]
@@ -149,6 +151,15 @@ pub struct RawPlan {
     pub inherits: Vec<String>,
     #[serde(default)]
     pub features: Vec<String>,
+    /// Enforced by Envoy's rate limiters, per tenant (see `plans.rs`).
+    pub quota: Option<RawQuota>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuota {
+    pub requests_per_second: u32,
+    pub burst: u32,
 }
 
 #[derive(Deserialize)]

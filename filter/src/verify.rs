@@ -200,9 +200,13 @@ impl Verifier {
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err(Reason::Malformed),
         };
+        // The plan picks features and, through `x-license-plan`, a rate
+        // limiter's bucket: one that cannot be sent as a header is refused,
+        // not dropped (which would put the license on the default plan).
         let plan = match claims.get(&names.plan) {
             None | Some(Value::Null) => None,
-            Some(Value::String(p)) => Some(p.clone()),
+            Some(Value::String(p)) if p.is_empty() => None,
+            Some(Value::String(p)) if !p.chars().any(char::is_control) => Some(p.clone()),
             Some(_) => return Err(Reason::Malformed),
         };
         let deployments = match names.deployments.as_ref().and_then(|name| claims.get(name)) {
@@ -221,7 +225,7 @@ impl Verifier {
         Ok(License {
             features,
             plan,
-            tenant: claims.get(&names.tenant).and_then(header_value),
+            tenant: claims.get(&names.tenant).and_then(header_value).filter(|t| !t.is_empty()),
             license_id: claims.get(&names.license_id).and_then(header_value),
             expires_at: exp,
             active_until: window.map(|w| w.0),

@@ -37,7 +37,7 @@ fn bad_configs_are_refused_with_one_line_naming_the_field() {
         (
             "unknown top-level field",
             with(config(), &["issuer"], json!("x")),
-            "license-gate: config: issuer: unknown field `issuer`, expected one of `issuers`, `audiences`, `algorithms`, `keys`, `hmac_secrets`, `token`, `max_token_bytes`, `clock_skew_seconds`, `grace_period_seconds`, `claims`, `plans`, `rules`, `default`, `forward`, `mode`, `cache`, `revocation`, `binding`",
+            "license-gate: config: issuer: unknown field `issuer`, expected one of `issuers`, `audiences`, `algorithms`, `keys`, `hmac_secrets`, `token`, `max_token_bytes`, `clock_skew_seconds`, `grace_period_seconds`, `claims`, `plans`, `default_plan`, `rules`, `default`, `forward`, `mode`, `cache`, `revocation`, `binding`",
         ),
         (
             "unknown nested field",
