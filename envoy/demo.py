@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import licensectl
-from gateway import ROOT, EchoUpstream, Envoy
+from gateway import ROOT, EchoUpstream, Envoy, PerIp
 from keyserver import JWKS_PATH, REVOCATIONS_PATH, KeyServer
 from reference import reference_config
 
@@ -55,8 +55,11 @@ def plugin_config() -> dict:
         # The token sources of the tests' reference configuration.
         "token": reference_config()["token"],
         "grace_period_seconds": GRACE,
-        "plans": {"basic": {"features": ["api"]},
-                  "pro": {"inherits": ["basic"], "features": ["reports"]},
+        # Quotas per tenant, enforced by Envoy's local rate limiter after the gate
+        # (generated below by `licensectl quota`); enterprise inherits pro's.
+        "plans": {"basic": {"features": ["api"], "quota": {"requests_per_second": 2, "burst": 5}},
+                  "pro": {"inherits": ["basic"], "features": ["reports"],
+                          "quota": {"requests_per_second": 20, "burst": 40}},
                   "enterprise": {"inherits": ["pro"], "features": ["sso", "audit"]}},
         "rules": [
             {"match": {"path_separated_prefix": "/healthz"}, "license": "none"},
@@ -144,6 +147,7 @@ def main() -> int:
                                              *(f"--id={i}" for i in REVOKED)))
     config.write_text(json.dumps(plugin_config(), indent=2))
     check = [str(ctl), "check", "--config", str(config), "--jwks", str(jwks), "--revocations", str(revocations)]
+    quota = licensectl.output(ctl, "quota", "--config", str(config), "--tenants", "1000")
 
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -154,7 +158,8 @@ def main() -> int:
     keys.serve(REVOCATIONS_PATH, revocations.read_text())
     with EchoUpstream(args.upstream_port) as upstream, keys, \
             Envoy(plugin_config(), upstream.port, concurrency=2, listen_port=args.port, key_server_port=keys.port,
-                  admin_port=args.admin_port, workdir=demo / "envoy") as envoy:
+                  admin_port=args.admin_port, workdir=demo / "envoy", quota_filter=quota,
+                  per_ip=PerIp(requests_per_second=200, burst=400)) as envoy:
         wait_for_keys(envoy)
         print(f"license-gate is up: gateway http://127.0.0.1:{envoy.listen_port}, "
               f"upstream echo :{upstream.port}, key server http://127.0.0.1:{keys.port}{JWKS_PATH}, "
@@ -162,6 +167,10 @@ def main() -> int:
         print(f"Envoy log: {envoy.log_path}   access log: {envoy.access_log_path}\n")
         for label, line in curl_lines(envoy.listen_port, files, check):
             print(f"# {label}\n{line}\n")
+        print(f"# quota: basic allows a burst of 5, then 429 (x-ratelimit-* headers say when to retry):\n"
+              f"for i in $(seq 7); do curl -s -o /dev/null -w '%{{http_code}} ' "
+              f"-H \"Authorization: Bearer $(cat {files['basic']})\" "
+              f"http://127.0.0.1:{envoy.listen_port}/api/data; done; echo\n")
         print(f"# stats: curl -s http://127.0.0.1:{envoy.admin_port}/stats/prometheus | grep license_gate")
         print("\nCtrl-C stops Envoy and the upstream.", flush=True)
         while not stop.is_set():

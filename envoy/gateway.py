@@ -13,6 +13,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -90,10 +91,22 @@ class EchoUpstream:
         self.server.server_close()
 
 
+@dataclass(frozen=True)
+class PerIp:
+    """The per-client-IP flood guard in front of the gate (gateway.yaml).
+    The tests' default is far above what any of them sends from 127.0.0.1."""
+    requests_per_second: int = 100_000
+    burst: int = 200_000
+
+
 def render(plugin_config: dict, listen_port: int, admin_port: int, upstream_port: int,
-           access_log: Path, wasm: Path = WASM, template: Path = TEMPLATE, key_server_port: int = 0) -> str:
+           access_log: Path, wasm: Path = WASM, template: Path = TEMPLATE, key_server_port: int = 0,
+           quota_filter: str = "", per_ip: PerIp = PerIp()) -> str:
+    """The template filled in; `quota_filter` is an http_filters item
+    (`licensectl quota --format local`), placed after the gate."""
     config_json = json.dumps(plugin_config, indent=2)
     indented = "\n".join(" " * 20 + line for line in config_json.splitlines())
+    quota = "\n".join(" " * 10 + line if line.strip() else "" for line in quota_filter.splitlines())
     text = template.read_text()
     for key, value in {
         "listen_port": str(listen_port),
@@ -104,6 +117,9 @@ def render(plugin_config: dict, listen_port: int, admin_port: int, upstream_port
         "wasm_path": str(wasm),
         "access_log_path": str(access_log),
         "plugin_config": indented,
+        "quota_filter": quota,
+        "per_ip_requests_per_second": str(per_ip.requests_per_second),
+        "per_ip_burst": str(per_ip.burst),
     }.items():
         text = text.replace("{{" + key + "}}", value)
     return text
@@ -115,7 +131,7 @@ class Envoy:
     def __init__(self, plugin_config: dict, upstream_port: int, concurrency: int = 1,
                  listen_port: int | None = None, admin_port: int | None = None,
                  workdir: Path | None = None, template: Path = TEMPLATE, key_server_port: int = 0,
-                 extra_args: list[str] | None = None):
+                 extra_args: list[str] | None = None, quota_filter: str = "", per_ip: PerIp = PerIp()):
         self.listen_port = listen_port or free_port()
         self.admin_port = admin_port or free_port()
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="license-gate-envoy-"))
@@ -125,7 +141,8 @@ class Envoy:
         self.access_log_path = self.workdir / "access.log"
         self.config_path.write_text(render(plugin_config, self.listen_port, self.admin_port,
                                            upstream_port, self.access_log_path, template=template,
-                                           key_server_port=key_server_port))
+                                           key_server_port=key_server_port, quota_filter=quota_filter,
+                                           per_ip=per_ip))
         self.concurrency = concurrency
         # e.g. --service-node / --service-cluster, which deployment binding reads.
         self.extra_args = list(extra_args or [])

@@ -206,6 +206,14 @@ def test_the_demo_prints_working_curl_lines_and_stops_on_ctrl_c(tmp_path):
                             (1, "deny", "feature_missing", 403), (0, "grace", None, None),
                             (1, "deny", "revoked", 401)]
         assert "import jwt" not in (ROOT / "envoy" / "demo.py").read_text()  # no Python minting left
+        # The quota line: the basic tenant's burst of 5, then Envoy's limiter answers 429.
+        (loop,) = [line for line in lines if line.startswith("for i in $(seq 7)")]
+        m = re.search(r'\$\(cat (\S+)\)\\?" http://127\.0\.0\.1:(\d+)(\S+); done', loop)
+        assert m, loop
+        token = Path(m.group(1)).read_text()
+        statuses = [request(int(m.group(2)), "GET", m.group(3), {"authorization": f"Bearer {token}"})[0]
+                    for _ in range(7)]
+        assert statuses[:5] == [200] * 5 and 429 in statuses, statuses
     finally:
         demo.send_signal(signal.SIGINT)
         rest, _ = demo.communicate(timeout=20)

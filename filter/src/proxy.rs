@@ -26,7 +26,9 @@ use crate::remote::{
 use crate::request::{HeaderEdit, RequestHeaders, decode_header_map};
 use crate::revocation::RevocationList;
 use crate::runtime::{Runtime, Trace};
-use crate::stats::{Counter, Gauge, REMAINING_VALIDITY, counted, remaining_validity};
+use crate::stats::{
+    Counter, Gauge, NO_PLAN_LABEL, OTHER_PLAN_LABEL, REMAINING_VALIDITY, counted, rate_limited_name, remaining_validity,
+};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -35,6 +37,9 @@ proxy_wasm::main! {{
 
 /// How often each VM looks at the fetch state in shared data.
 const TICK: Duration = Duration::from_millis(500);
+/// `response.code_details` of the local replies of Envoy's local and global
+/// rate limit filters.
+const RATE_LIMITED_DETAILS: [&[u8]; 2] = [b"local_rate_limited", b"request_rate_limited"];
 /// At most one log line per document per VM this often about failed fetches.
 const FAILURE_LOG_INTERVAL_MS: u64 = 10_000;
 
@@ -76,10 +81,12 @@ struct Metrics {
     counters: Vec<Option<u32>>,
     gauges: Vec<Option<u32>>,
     remaining: Option<u32>,
+    /// `rate_limited` by plan label; empty unless a plan carries a quota.
+    rate_limited: HashMap<String, u32>,
 }
 
 impl Metrics {
-    fn define(remote: bool) -> Metrics {
+    fn define(remote: bool, policy: &Policy) -> Metrics {
         let counters =
             Counter::all().into_iter().map(|c| hostcalls::define_metric(MetricType::Counter, &c.name()).ok()).collect();
         // Gauges only where something sets them: an idle 0 would read as "no keys".
@@ -88,7 +95,30 @@ impl Metrics {
             .map(|g| if remote { hostcalls::define_metric(MetricType::Gauge, g.name()).ok() } else { None })
             .collect();
         let remaining = hostcalls::define_metric(MetricType::Histogram, REMAINING_VALIDITY).ok();
-        Metrics { counters, gauges, remaining }
+        let mut rate_limited = HashMap::default();
+        if policy.plans.iter().any(|(_, plan)| plan.quota.is_some()) {
+            let labels = policy.plans.iter().map(|(name, _)| name).chain([NO_PLAN_LABEL, OTHER_PLAN_LABEL]);
+            for label in labels {
+                if let Ok(id) = hostcalls::define_metric(MetricType::Counter, &rate_limited_name(label)) {
+                    rate_limited.insert(label.to_string(), id);
+                }
+            }
+        }
+        Metrics { counters, gauges, remaining, rate_limited }
+    }
+
+    /// The `rate_limited` counter for a request forwarded on `plan`; `None`
+    /// when no plan has a quota (nothing to watch on the way back).
+    fn rate_limited_id(&self, plan: Option<&str>) -> Option<u32> {
+        if self.rate_limited.is_empty() {
+            return None;
+        }
+        let label = match plan {
+            None => NO_PLAN_LABEL,
+            Some(p) if self.rate_limited.contains_key(p) && p != NO_PLAN_LABEL && p != OTHER_PLAN_LABEL => p,
+            Some(_) => OTHER_PLAN_LABEL,
+        };
+        self.rate_limited.get(label).copied()
     }
 
     fn count(&self, counter: Counter) {
@@ -406,7 +436,7 @@ impl RootContext for Root {
         let any_remote = !remotes.is_empty();
         let publications =
             any_remote.then(|| Publications::new(&format!("lg2:{}:{fingerprint}", crate::cache::build_id())));
-        let metrics = Metrics::define(any_remote);
+        let metrics = Metrics::define(any_remote, &policy);
         self.gate = Some(Rc::new(Shared {
             identity_pending: Cell::new(policy.binding.is_some()),
             policy,
@@ -458,7 +488,7 @@ impl RootContext for Root {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let shared = self.gate.clone()?;
-        Some(Box::new(Gate { shared }))
+        Some(Box::new(Gate { shared, rate_limited: None }))
     }
 }
 
@@ -470,6 +500,9 @@ fn dispatch(request: &FetchRequest) -> Option<u32> {
 
 struct Gate {
     shared: Rc<Shared>,
+    /// For a forwarded request when plans carry quotas: the counter to bump
+    /// if a rate limiter after this filter refuses it.
+    rate_limited: Option<u32>,
 }
 
 impl Context for Gate {}
@@ -499,7 +532,29 @@ impl HttpContext for Gate {
             shared.early_refresh.set(true);
         }
         self.record(&req, &decision, &trace, now);
-        apply(decision.action(&req, now))
+        let action = decision.action(&req, now);
+        if matches!(action, Action::Continue(_)) {
+            let plan = match &decision.verdict {
+                Verdict::Allowed { license, .. } | Verdict::Denied { license: Some(license), .. } => {
+                    license.plan.as_deref()
+                }
+                _ => None,
+            };
+            self.rate_limited = shared.metrics.rate_limited_id(plan);
+        }
+        apply(action)
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> HostAction {
+        // The 429s of Envoy's own limiters, told apart from an upstream's
+        // 429 by the details of their local reply.
+        if let Some(id) = self.rate_limited
+            && let Ok(Some(details)) = hostcalls::get_property(vec!["response", "code_details"])
+            && RATE_LIMITED_DETAILS.contains(&details.as_slice())
+        {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+        HostAction::Continue
     }
 }
 

@@ -63,6 +63,18 @@ impl Gauge {
     }
 }
 
+/// The counter of requests a rate limiter after the filter refused (it
+/// answers 429 with `x-envoy-ratelimited`), by the plan the filter put on
+/// the request: `license_gate_rate_limited{plan="pro"}` in Prometheus.
+/// `none`: no plan (open routes, planless licenses without `default_plan`);
+/// `other`: a plan the configuration does not define (bounded labels).
+pub fn rate_limited_name(plan_label: &str) -> String {
+    format!("license_gate.plan=.={plan_label};.;rate_limited")
+}
+
+pub const NO_PLAN_LABEL: &str = "none";
+pub const OTHER_PLAN_LABEL: &str = "other";
+
 /// The histogram of remaining license validity, in seconds, per licensed request.
 pub const REMAINING_VALIDITY: &str = "license_gate.license_remaining_seconds";
 

@@ -8,6 +8,7 @@ mod gate;
 mod inspect;
 mod keys;
 mod mint;
+mod quota;
 mod source;
 mod times;
 
@@ -122,9 +123,62 @@ fetch. --node-id, --node-cluster and --node-metadata are Envoy's node, for bindi
 Exit status: 0 when the request goes upstream (allow, grace, open, and dry_run), 1 when it is
 denied, 2 on a usage or configuration error.")]
     Check(Box<CheckArgs>),
+    /// Rate-limiter configuration for the plans' quotas: Envoy's local or global limiter, or Istio
+    #[command(after_help = "\
+Example:
+  licensectl quota --config plugin.json --tenants 5000 > quota-filter.yaml
+  licensectl quota --config istio/wasmplugin.yaml --format istio | kubectl apply -f -
+  licensectl quota --config plugin.json --format global > ratelimit-service.yaml
+  licensectl quota --config plugin.json --format global-filter --service-cluster ratelimit
+
+The plans' quotas ({\"quota\": {\"requests_per_second\": 50, \"burst\": 100}}, inherited like
+features) become one token bucket per tenant of each plan, keyed on the x-license-plan and
+x-license-tenant headers license-gate sets (it removes client copies on every route).
+local: an envoy.filters.http.local_ratelimit http_filters item, to put after the license-gate Wasm
+filter and before the router; its buckets are per Envoy process (N replicas: N times the rate).
+global: the rate-limit service's configuration (one count across replicas; fixed one-second
+windows, so no burst); global-filter: Envoy's envoy.filters.http.ratelimit filter for it.
+istio: an EnvoyFilter inserting the local limiter before the router of the gateway the WasmPlugin
+selects. Requests with no plan quota (open routes, planless licenses without default_plan, plans
+without a quota) share the default bucket (--default-requests-per-second, --default-burst).
+Refused (exit 1, one line): a configuration license-gate refuses, one with no quota, and a
+manifest where a limiter on those headers would run before the gate or the gate fails open.")]
+    Quota(QuotaArgs),
     /// Configuration commands
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum QuotaFormat {
+    Local,
+    Global,
+    GlobalFilter,
+    Istio,
+}
+
+#[derive(Args)]
+struct QuotaArgs {
+    /// The plugin configuration JSON, or a WasmPlugin / Envoy YAML holding it
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    #[arg(long, value_enum, default_value = "local")]
+    format: QuotaFormat,
+    /// Tenants whose buckets the local limiter keeps (max_dynamic_descriptors)
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    tenants: u32,
+    /// The default bucket's rate (requests with no plan quota)
+    #[arg(long, value_name = "R", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000_000))]
+    default_requests_per_second: u32,
+    /// The default bucket's size
+    #[arg(long, value_name = "B", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=1_000_000_000))]
+    default_burst: u32,
+    /// The rate-limit service's Envoy cluster (global-filter)
+    #[arg(long, value_name = "NAME", default_value = "ratelimit")]
+    service_cluster: String,
+    /// The EnvoyFilter's namespace (istio; default: the WasmPlugin's, else istio-system)
+    #[arg(long, value_name = "NS")]
+    namespace: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -369,6 +423,7 @@ fn main() -> ExitCode {
         Command::Revoke(args) => revoke(&args),
         Command::Inspect(args) => inspect(&args),
         Command::Check(args) => check(&args),
+        Command::Quota(args) => quota(&args),
         Command::Config(ConfigCommand::Check(args)) => config_check(&args),
     };
     match result {
@@ -759,6 +814,70 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
         print(&check::text(&report))?;
     }
     Ok(if report.forwarded() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn quota(args: &QuotaArgs) -> Result<ExitCode, String> {
+    let refused = |line: String| {
+        eprintln!("licensectl: {}", one_line(&line));
+        Ok(ExitCode::from(1))
+    };
+    let plugin = source::load(&args.config)?;
+    let config = match gate::compile(&plugin) {
+        Ok(config) => config,
+        Err(line) => return refused(line),
+    };
+    let manifests = source::manifests(&args.config)?;
+    if let Err(why) = quota::check_order(&manifests) {
+        return refused(format!("{}: {why}", args.config.display()));
+    }
+    let mut plans = Vec::new();
+    let mut unlimited = Vec::new();
+    for (name, plan) in config.policy.plans.iter() {
+        match plan.quota {
+            Some(q) => plans.push((name.to_string(), q)),
+            None => unlimited.push(name.to_string()),
+        }
+    }
+    if plans.is_empty() {
+        return refused(format!(
+            "{}: no plan has a quota (plans.<name>.quota: {{\"requests_per_second\": N, \"burst\": M}}): nothing to limit",
+            plugin.origin
+        ));
+    }
+    if args.default_burst < args.default_requests_per_second {
+        return Err("--default-burst must be at least --default-requests-per-second".into());
+    }
+    let plugin_object = manifests.wasm_plugins.first();
+    let metadata =
+        |field: &str| plugin_object.and_then(|p| p.get("metadata")).and_then(|m| m.get(field)).and_then(Value::as_str);
+    let selector = match plugin_object.and_then(|p| p.pointer("/spec/selector/matchLabels")).and_then(Value::as_object)
+    {
+        Some(labels) => labels.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect(),
+        None => vec![("istio".to_string(), "ingressgateway".to_string())],
+    };
+    let settings = quota::Settings {
+        plans,
+        unlimited,
+        tenants: args.tenants,
+        default: license_gate::plans::Quota {
+            requests_per_second: args.default_requests_per_second,
+            burst: args.default_burst,
+        },
+        namespace: args
+            .namespace
+            .clone()
+            .or_else(|| metadata("namespace").map(str::to_string))
+            .unwrap_or_else(|| "istio-system".into()),
+        selector,
+        service_cluster: args.service_cluster.clone(),
+    };
+    let format = match args.format {
+        QuotaFormat::Local => quota::Format::Local,
+        QuotaFormat::Global => quota::Format::Global,
+        QuotaFormat::GlobalFilter => quota::Format::GlobalFilter,
+        QuotaFormat::Istio => quota::Format::Istio,
+    };
+    print(&quota::render(format, &settings))
 }
 
 fn config_check(args: &ConfigCheckArgs) -> Result<ExitCode, String> {

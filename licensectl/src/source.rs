@@ -162,6 +162,76 @@ fn envoy_plugin(map: &Map<String, Value>, at: &str) -> Result<PluginConfig, Stri
     Ok(PluginConfig { bytes, origin })
 }
 
+/// What else a manifest says around the plugin configuration, for checks
+/// that look at where the filter sits (`licensectl quota`).
+#[derive(Debug, Default)]
+pub struct Manifests {
+    /// Every WasmPlugin object.
+    pub wasm_plugins: Vec<Value>,
+    /// Every `http_filters` list, with where it was found.
+    pub http_filter_chains: Vec<FilterChain>,
+}
+
+#[derive(Debug)]
+pub struct FilterChain {
+    pub at: String,
+    pub filters: Vec<Value>,
+}
+
+/// The manifests in FILE (none when it is a bare plugin configuration).
+pub fn manifests(path: &Path) -> Result<Manifests, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {}", path.display(), io_reason(&e)))?;
+    let name = path.display().to_string();
+    let documents = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(value) => vec![value],
+        Err(_) => match std::str::from_utf8(&bytes).ok().and_then(|t| YamlLoader::load_from_str(t).ok()) {
+            Some(documents) => documents.iter().map(|d| to_json(d, "")).collect::<Result<Vec<_>, _>>()?,
+            None => return Err(format!("{name}: neither JSON nor YAML")),
+        },
+    };
+    let mut found = Manifests::default();
+    for (i, document) in documents.iter().enumerate() {
+        let at = if documents.len() > 1 { format!("document {}", i + 1) } else { String::new() };
+        collect_manifests(document, &at, &mut found);
+    }
+    Ok(found)
+}
+
+fn collect_manifests(value: &Value, at: &str, found: &mut Manifests) {
+    match value {
+        Value::Object(map) => {
+            if map.get("kind").and_then(Value::as_str) == Some("WasmPlugin") {
+                found.wasm_plugins.push(value.clone());
+                return;
+            }
+            for (key, child) in map {
+                let here = join(at, key);
+                if key == "http_filters"
+                    && let Value::Array(filters) = child
+                {
+                    found.http_filter_chains.push(FilterChain { at: here.clone(), filters: filters.clone() });
+                }
+                collect_manifests(child, &here, found);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                collect_manifests(child, &format!("{at}[{i}]"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// An Envoy HTTP filter that runs a Wasm module (license-gate's kind).
+pub fn is_wasm_plugin_filter(filter: &Value) -> bool {
+    filter
+        .get("typed_config")
+        .and_then(|t| t.get("@type"))
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.ends_with("envoy.extensions.filters.http.wasm.v3.Wasm"))
+}
+
 /// A YAML document as JSON, the way Kubernetes and Envoy read YAML: keys
 /// as strings, numbers as numbers.
 fn to_json(yaml: &Yaml, at: &str) -> Result<Value, String> {
