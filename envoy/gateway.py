@@ -240,3 +240,53 @@ def request(port: int, method: str, path: str, headers: dict | list | None = Non
 
 if __name__ == "__main__":
     sys.exit("import this module; scripts/run.sh runs the demo")
+
+
+# --- the license-gate filter as an extension config (ECDS) -------------------------
+
+WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
+
+
+def wasm_config(plugin: dict, vm_id: str = "license-gate", wasm: Path = WASM) -> dict:
+    """The Wasm filter's typed config, as gateway.yaml has it inline. Another
+    `vm_id` makes Envoy start a new VM (and compile the module) for it."""
+    return {"@type": WASM_TYPE, "config": {
+        "name": "license-gate", "root_id": "license-gate", "fail_open": False,
+        "vm_config": {"vm_id": vm_id, "runtime": "envoy.wasm.runtime.v8",
+                      "code": {"local": {"filename": str(wasm)}}},
+        "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                          "value": json.dumps(plugin)}}}
+
+
+class Ecds:
+    """The extension config file Envoy watches (as an Istio gateway gets the
+    filter over xDS); each publish is an atomic move."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.version = 0
+
+    def publish(self, plugin: dict, vm_id: str = "license-gate") -> None:
+        self.version += 1
+        doc = {"version_info": str(self.version), "resources": [{
+            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+            "name": "license-gate", "typed_config": wasm_config(plugin, vm_id)}]}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, self.path)
+
+
+def ecds_template(workdir: Path, ecds_path: Path) -> Path:
+    """gateway.yaml with the license-gate filter taken from the ECDS file
+    (Envoy then needs --service-node and --service-cluster)."""
+    text = TEMPLATE.read_text()
+    start = text.index("          - name: license-gate\n")
+    end = text.index("          - name: envoy.filters.http.router")
+    # JSON is YAML: one flow-style list item.
+    item = json.dumps({"name": "license-gate", "config_discovery": {
+        "config_source": {"path_config_source": {"path": str(ecds_path)}, "resource_api_version": "V3"},
+        "type_urls": [WASM_TYPE]}})
+    template = workdir / "gateway-ecds.yaml"
+    # The plugin_config and quota_filter placeholders go with the inline filter.
+    template.write_text(text[:start] + " " * 10 + "- " + item + "\n" + text[end:])
+    return template

@@ -10,59 +10,13 @@ next."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 
 import pytest
-import yaml
 
 from conftest import ISSUER, key, mint, plugin_config, until
-from gateway import TEMPLATE, WASM, Envoy
-
-WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
-
-
-def wasm_config(plugin: dict) -> dict:
-    """The Wasm filter's typed config, as gateway.yaml has it inline."""
-    return {"@type": WASM_TYPE, "config": {
-        "name": "license-gate", "root_id": "license-gate", "fail_open": False,
-        "vm_config": {"vm_id": "license-gate", "runtime": "envoy.wasm.runtime.v8",
-                      "code": {"local": {"filename": str(WASM)}}},
-        "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
-                          "value": json.dumps(plugin)}}}
-
-
-class Ecds:
-    """The extension config file Envoy watches; each publish is an atomic move."""
-
-    def __init__(self, path):
-        self.path = path
-        self.version = 0
-
-    def publish(self, plugin: dict) -> None:
-        self.version += 1
-        doc = {"version_info": str(self.version), "resources": [{
-            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
-            "name": "license-gate", "typed_config": wasm_config(plugin)}]}
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, self.path)
-
-
-def ecds_template(workdir, ecds_path) -> object:
-    """gateway.yaml with the license-gate filter taken from the ECDS file."""
-    text = TEMPLATE.read_text()
-    start = text.index("          - name: license-gate")
-    end = text.index("          - name: envoy.filters.http.router")
-    block = yaml.safe_dump([{"name": "license-gate", "config_discovery": {
-        "config_source": {"path_config_source": {"path": str(ecds_path)}, "resource_api_version": "V3"},
-        "type_urls": [WASM_TYPE]}}], default_flow_style=False)
-    indented = "".join(" " * 10 + line + "\n" for line in block.splitlines())
-    template = workdir / "gateway-ecds.yaml"
-    # The plugin_config placeholder goes with the inline filter; nothing else uses it.
-    template.write_text(text[:start] + indented + text[end:])
-    return template
+from gateway import Ecds, Envoy, ecds_template
 
 
 class Load:

@@ -108,7 +108,8 @@ CASES = [
     ("dry_run_revoked", "dry_run", "/api/data", "revoked",
      ("dry_run", "revoked", 200, {"authorization": "BEARER", "x-license-dry-run": "revoked"})),
     ("strip_token", "strip_token", "/api/reports", "pro",
-     ("allow", None, 200, {"x-license-status": "active", "x-license-tenant": "acme"})),
+     # x-license-plan although forward.headers does not name it: the quota limiters read it.
+     ("allow", None, 200, {"x-license-status": "active", "x-license-tenant": "acme", "x-license-plan": "pro"})),
     ("strip_token_open", "strip_token", "/healthz", "pro", ("open", None, 200, {})),
 ]
 
