@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+import licensectl
+
 ROOT = Path(__file__).resolve().parents[2]
 ISTIO = ROOT / "istio"
 TOOL = ROOT / "scripts" / "manifests"
@@ -219,6 +221,28 @@ def test_free_form_parts_of_the_schemas_take_any_field(changed_results, case):
 def test_a_duplicated_key_is_refused(changed_results):
     problems = [p for r in changed_results["duplicate-key"] for p in r["problems"]]
     assert any(p["field"] == "(yaml)" and "unique" in p["message"] for p in problems), problems
+
+
+def test_the_quota_envoyfilter_is_what_licensectl_generates_for_the_wasmplugin():
+    """istio/quota-envoyfilter.yaml is exactly `licensectl quota --config
+    istio/wasmplugin.yaml --format istio`: a quota changed in the WasmPlugin
+    (or a change to the generator) without regenerating it fails here."""
+    shipped = ISTIO / "quota-envoyfilter.yaml"
+    proc = licensectl.run(licensectl.build(), "quota", "--config", str(ISTIO / "wasmplugin.yaml"),
+                          "--format", "istio", check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert shipped.read_text() == proc.stdout, (
+        "istio/quota-envoyfilter.yaml is stale: run target/release/licensectl quota --config "
+        "istio/wasmplugin.yaml --format istio > istio/quota-envoyfilter.yaml")
+    # The limiter runs on the gateway the WasmPlugin selects, in its namespace.
+    plugin, envoy_filter = yaml.safe_load((ISTIO / "wasmplugin.yaml").read_text()), yaml.safe_load(proc.stdout)
+    assert envoy_filter["metadata"]["namespace"] == plugin["metadata"]["namespace"]
+    assert envoy_filter["spec"]["workloadSelector"]["labels"] == plugin["spec"]["selector"]["matchLabels"]
+    buckets = {d["entries"][0]["value"]: d["token_bucket"]
+               for d in envoy_filter["spec"]["configPatches"][0]["patch"]["value"]["typed_config"]["descriptors"]}
+    assert buckets == {name: {"max_tokens": plan["quota"]["burst"],
+                              "tokens_per_fill": plan["quota"]["requests_per_second"], "fill_interval": "1s"}
+                       for name, plan in plugin["spec"]["pluginConfig"]["plans"].items()}
 
 
 def test_kubectl_kustomize_renders_every_manifest_valid(validate, tmp_path):

@@ -6,8 +6,10 @@
   a quiet case for every alert, with histogram buckets in the Prometheus 2
   (`le="604800"`) and the Prometheus 3 (`le="604800.0"`) form;
 - every series any panel or alert queries (parsed as PromQL) is exported by
-  a real Envoy running the module with keys.remote and revocation.remote on,
-  but the few listed in dashboard.NOT_FROM_ENVOY;
+  a real Envoy running the module with keys.remote and revocation.remote on
+  and a plan with a quota behind the quota limiter (`licensectl quota`), but
+  the few listed in dashboard.NOT_FROM_ENVOY; a real 429 of that limiter is
+  counted under its plan, and its access log line names the tenant;
 - the rules, fed what that Envoy exported, fire exactly as they should: a
   license expiring within the week on a healthy gateway (both `le` forms),
   LicenseGateModuleNotLoaded on a gateway whose module fetch failed.
@@ -27,12 +29,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import promql_parser
 import pytest
 import yaml
 
+import licensectl
 from conftest import ISSUER, key, mint, plugin_config
 from gateway import ROOT, TEMPLATE, Envoy, render
 from keyserver import JWKS_PATH, REVOCATIONS_PATH, KeyServer, public_jwk, revocation_list
@@ -223,33 +227,77 @@ def scrape_when(envoy: Envoy, ready, seconds: float = 15) -> str:
     return poll(scrape, seconds)
 
 
+# The reference plans plus one with a quota: every plan (and `none`, `other`)
+# gets its license_gate_rate_limited{plan} series once any plan has a quota.
+QUOTA_PLAN, QUOTA_BURST = "basic", 2
+PLANS = {**plugin_config()["plans"], QUOTA_PLAN: {"quota": {"requests_per_second": 1, "burst": QUOTA_BURST}}}
+PLAN_LABELS = {*PLANS, "none", "other"}
+TENANT_AT_QUOTA = "t-at-quota"
+
+
+def rate_limited(prom: str) -> dict[str, float]:
+    """license_gate_rate_limited by plan label."""
+    return {labels.get("plan", ""): float(v) for n, labels, v in parse_exposition(prom) if n == gen.RATE_LIMITED}
+
+
+@dataclass(frozen=True)
+class Observed:
+    scrapes: tuple[str, str]
+    quota_statuses: list[int]  # a tenant of QUOTA_PLAN sending until its first 429
+    access_log: str
+
+
 @pytest.fixture(scope="module")
-def healthy(upstream, tmp_path_factory) -> tuple[str, str]:
+def observed(upstream, tmp_path_factory) -> Observed:
     """Two scrapes of a gateway fetching its keys and revocation list from a
-    key server: A after licensed traffic (30-day licenses), B after more
-    traffic carrying licenses that expire in 3 days."""
+    key server, with the quota limiter `licensectl quota` generates after the
+    gate: A after licensed traffic (30-day licenses) and one tenant of
+    QUOTA_PLAN sent to its first 429, B after more traffic carrying licenses
+    that expire in 3 days; and the gateway's access log."""
     alg, kid, stem = K1
+    workdir = tmp_path_factory.mktemp("observability")
     with KeyServer() as keys:
         keys.serve_jwks([public_jwk(alg, kid, key(f"{stem}.pub.pem"))])
         keys.serve(REVOCATIONS_PATH, revocation_list(key(f"{stem}.key.pem"), alg, kid, ISSUER, ["lic-revoked"]))
         config = plugin_config(algorithms=["RS256"], keys={"remote": remote(JWKS_PATH)},
-                               revocation={"remote": remote(REVOCATIONS_PATH)})
-        with Envoy(config, upstream.port, key_server_port=keys.port,
-                   workdir=tmp_path_factory.mktemp("observability")) as envoy:
+                               revocation={"remote": remote(REVOCATIONS_PATH)}, plans=PLANS)
+        (workdir / "plugin.json").write_text(json.dumps(config))
+        quota = licensectl.output(licensectl.build(), "quota", "--config", str(workdir / "plugin.json"),
+                                  "--format", "local")
+        with Envoy(config, upstream.port, key_server_port=keys.port, workdir=workdir / "envoy",
+                   quota_filter=quota) as envoy:
             # The worker serving requests installs what was fetched at its next tick.
             assert poll(lambda: envoy.request("GET", "/api/data", bearer())[0] == 200
                         and envoy.request("GET", "/api/data", bearer(jti="lic-revoked"))[0] == 401, 10), \
                 envoy.log()[-3000:]
             assert envoy.request("GET", "/api/data")[0] == 401
-            scrape_a = scrape_when(envoy, lambda prom: bucket_count(prom, "+Inf") > 0)
-            assert scrape_a, "the remaining-validity histogram never appeared"
+            # One tenant of QUOTA_PLAN until the quota limiter refuses it (a
+            # refill may let one more through), once.
+            statuses: list[int] = []
+            for _ in range(QUOTA_BURST + 3):
+                status, headers, body = envoy.request("GET", "/api/data",
+                                                      bearer(plan=QUOTA_PLAN, tenant=TENANT_AT_QUOTA))
+                statuses.append(status)
+                if status == 429:
+                    assert (body, headers["x-ratelimit-limit"]) == ("local_rate_limited", str(QUOTA_BURST))
+                    break
+            scrape_a = scrape_when(envoy, lambda prom: bucket_count(prom, "+Inf") > 0
+                                   and rate_limited(prom).get(QUOTA_PLAN) == 1)
+            assert scrape_a, f"the histogram or the 429 ({statuses}) never appeared"
             for _ in range(3):
                 status, _, body = envoy.request("GET", "/api/data", bearer(exp_in=3 * DAY))
                 assert status == 200, body
             before = bucket_count(scrape_a, "604800")
             scrape_b = scrape_when(envoy, lambda prom: bucket_count(prom, "604800") >= before + 3)
             assert scrape_b, "the 3-day licenses never reached the 7-day bucket"
-    return scrape_a, scrape_b
+        # Envoy writes its access log out when it stops.
+        access_log = envoy.access_log_path.read_text()
+    return Observed((scrape_a, scrape_b), statuses, access_log)
+
+
+@pytest.fixture(scope="module")
+def healthy(observed) -> tuple[str, str]:
+    return observed.scrapes
 
 
 @pytest.fixture(scope="module")
@@ -336,6 +384,8 @@ def test_the_dashboard_has_every_panel_the_issue_lists():
         ("bargauge", "Licensed requests by remaining validity"),
         ("timeseries", "Verdict cache hit ratio"),
         ("timeseries", "Signature checks per second"),
+        ("row", "Quotas"),
+        ("timeseries", "Rate limited by plan"),
         ("row", "Keys and revocation"),
         ("timeseries", "Key and revocation fetches"),
         ("timeseries", "Age of the keys and of the revocation list"),
@@ -472,6 +522,24 @@ def test_every_queried_series_is_exported_by_envoy(healthy):
         assert label_sets and all(set(labels) == {"reason"} for labels in label_sets), name
     assert {labels["reason"] for n, labels, _ in samples if n == gen.JWKS_FETCH_FAILED} == {
         "status", "timeout", "invalid", "too_large"}
+    # The plan label, from its stats tag rule: every plan, `none` and
+    # `other`, and the one 429 of the quota limiter under its plan.
+    label_sets = [labels for n, labels, _ in samples if n == gen.RATE_LIMITED]
+    assert label_sets and all(set(labels) == {"plan"} for labels in label_sets)
+    assert rate_limited(scrape) == {plan: (1 if plan == QUOTA_PLAN else 0) for plan in PLAN_LABELS}
+
+
+def test_a_quota_429_is_counted_under_its_plan_and_logged_with_its_tenant(observed):
+    """What LicenseGateTenantAtQuota and the "Rate limited by plan" panel
+    rely on: the 429 of the limiter after the gate counted once, under the
+    license's plan, and the access log line of that 429 naming the tenant."""
+    statuses = observed.quota_statuses
+    assert statuses in ([200] * QUOTA_BURST + [429], [200] * (QUOTA_BURST + 1) + [429]), statuses
+    for scrape in observed.scrapes:
+        assert rate_limited(scrape)[QUOTA_PLAN] == 1
+    refused = re.findall(r'^\[[^]]*\] "GET /api/data" 429 (.*)$', observed.access_log, re.M)
+    assert refused == [f"license=allow reason=- license_id=lic-0001 tenant={TENANT_AT_QUOTA}"], \
+        observed.access_log[-3000:]
 
 
 @pytest.mark.parametrize("form", ["prometheus 2", "prometheus 3"])
