@@ -94,6 +94,11 @@ impl KeySet {
         if let Some(kid) = duplicate_kid(&keys) {
             return Err(ConfigError::new("keys", format!("duplicate kid \"{kid}\"")));
         }
+        // The admin named these keys: their precomputation belongs to
+        // on_configure, not to the first request (fetched keys stay lazy).
+        for key in &keys {
+            crate::crypto::prepare(key.alg, key.verifier.as_ref());
+        }
         Ok(KeySet { keys, fingerprint: 0 })
     }
 

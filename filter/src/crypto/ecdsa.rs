@@ -101,17 +101,14 @@ impl<C: PrimeCurve + CurveArithmetic> FixedBase<C> {
     }
 }
 
-/// A configured ECDSA public key with its table. Both tables (the key's and
-/// the curve's generator, once per VM) are built when the key is configured,
-/// not on the first request that names it: a few milliseconds per key in
-/// `on_configure` (or when a fetched key set is installed, on a tick)
-/// instead of on a client's request (issue 13: 9 ms on the first ES256
-/// request of a fresh VM).
+/// A configured ECDSA public key with its table, built on first use (or by
+/// [`EcdsaKey::prepare`]): a fetched JWKS may hold many keys no token names.
 pub struct EcdsaKey<C: JwsCurve>
 where
     SignatureSize<C>: ArrayLength<u8>,
 {
-    table: FixedBase<C>,
+    point: ProjectivePoint<C>,
+    table: OnceLock<FixedBase<C>>,
 }
 
 impl<C: JwsCurve> EcdsaKey<C>
@@ -119,8 +116,14 @@ where
     SignatureSize<C>: ArrayLength<u8>,
 {
     pub fn new(point: AffinePoint<C>) -> Self {
+        EcdsaKey { point: point.into(), table: OnceLock::new() }
+    }
+
+    /// Builds the key's table and the curve generator's now (a few ms for
+    /// P-256) instead of on the first request that names the key.
+    pub fn prepare(&self) {
         let _ = C::generator_table();
-        EcdsaKey { table: FixedBase::new(point.into()) }
+        let _ = self.table.get_or_init(|| FixedBase::new(self.point));
     }
 
     /// Verifies a JWS signature: fixed-width `r || s` over `SHA-x(message)`.
@@ -135,7 +138,8 @@ where
         let (r, s) = signature.split_scalars();
         let s_inv = *s.invert_vartime();
         let (u1, u2) = (z * s_inv, *r * s_inv);
-        let sum = C::generator_table().mul(&u1) + self.table.mul(&u2);
+        let table = self.table.get_or_init(|| FixedBase::new(self.point));
+        let sum = C::generator_table().mul(&u1) + table.mul(&u2);
         // The identity's affine x is zero, never equal to a non-zero r.
         let x = sum.to_affine().x();
         <Scalar<C> as Reduce<C::Uint>>::reduce_bytes(&x) == *r
@@ -144,6 +148,23 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_prepare_signature_passes_the_range_checks_and_builds_the_table() {
+        // crate::crypto::prepare relies on r = s = 1 reaching the table.
+        let mut p256_sig = vec![0u8; 64];
+        p256_sig[31] = 1;
+        p256_sig[63] = 1;
+        assert!(Signature::<p256::NistP256>::from_slice(&p256_sig).is_ok());
+        let mut p384_sig = vec![0u8; 96];
+        p384_sig[47] = 1;
+        p384_sig[95] = 1;
+        assert!(Signature::<p384::NistP384>::from_slice(&p384_sig).is_ok());
+        let key = EcdsaKey::<p256::NistP256>::new(p256::AffinePoint::GENERATOR);
+        assert!(key.table.get().is_none());
+        assert!(!key.verify(b"license-gate: prepare", &p256_sig));
+        assert!(key.table.get().is_some());
+    }
+
     use super::*;
     use elliptic_curve::Field;
     use p256::ecdsa::signature::{Signer, Verifier};

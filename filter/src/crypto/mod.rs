@@ -91,6 +91,26 @@ pub fn rsa_components(key: &DecodingKey) -> Option<(Vec<u8>, Vec<u8>)> {
     }
 }
 
+/// Precomputation a verifier would otherwise do on its first signature
+/// (ECDSA's fixed-base tables), done now: for the configuration's inline
+/// keys, in `on_configure`, so that no client request pays for it.
+/// jsonwebtoken's verifier trait has no such hook, so a signature that
+/// passes the range checks (r = s = 1) and verifies nothing stands in.
+pub fn prepare(alg: Algorithm, verifier: &dyn JwtVerifier) {
+    let width = match alg {
+        Algorithm::ES256 => 32,
+        Algorithm::ES384 => 48,
+        _ => return,
+    };
+    let mut signature = vec![0u8; 2 * width];
+    for at in [width - 1, 2 * width - 1] {
+        if let Some(byte) = signature.get_mut(at) {
+            *byte = 1;
+        }
+    }
+    let _ = verifier.verify(b"license-gate: prepare", &signature);
+}
+
 /// Elliptic-curve public keys (ECDSA and Ed25519).
 enum Ecdsa {
     P256(EcdsaKey<p256::NistP256>),
