@@ -74,13 +74,12 @@ REVOCATION_IDS = PREFIX + "revocation_ids"
 REVOCATION_AGE = PREFIX + "revocation_age_seconds"
 REMAINING_BUCKET = PREFIX + "license_remaining_seconds_bucket"  # histogram buckets {le}
 # counter {plan}: requests the gate let through that a rate limiter after it
-# refused (the quota limiter, istio/quota-envoyfilter.yaml), by the license's plan.
-# Defined when any plan has a quota, for every plan and for `none` (no plan)
-# and `other` (a plan the configuration does not define).
+# refused (the quota limiter, istio/quota-envoyfilter.yaml), by the bucket the
+# gate's headers put them in. Defined when any plan has a quota: one label per
+# plan with a quota (a tenant's bucket of that plan), and `_default` for the
+# limiter's default bucket (open routes, licenses without a plan quota or a tenant).
 RATE_LIMITED = PREFIX + "rate_limited"
-# The plan labels of requests that the quota limiter charges to its shared
-# default bucket, not to a tenant's own quota.
-SHARED_BUCKET_PLANS = ("none", "other")
+DEFAULT_BUCKET = "_default"
 # Envoy's own Wasm stats (wasm.envoy.wasm.runtime.v8.active, ...).
 WASM_V8_ACTIVE = "envoy_wasm_envoy_wasm_runtime_v8_active"  # gauge: running V8 VMs
 WASM_V8_CREATED = "envoy_wasm_envoy_wasm_runtime_v8_created"  # counter: V8 VMs created
@@ -286,7 +285,7 @@ MODULE = [
 
 QUOTAS = [
     Alert("LicenseGateTenantAtQuota",
-          f'sum by (plan) (rate({sel(RATE_LIMITED, plan="!~" + "|".join(SHARED_BUCKET_PLANS))}[5m])) > 0',
+          f'sum by (plan) (rate({sel(RATE_LIMITED, plan="!=" + DEFAULT_BUCKET)}[5m])) > 0',
           "warning", "requests of one plan are refused 429 by the quota limiter for 15 minutes on end",
           "A tenant on this plan is pinned at its quota: the rate limiter after license-gate has answered 429 "
           "to the plan's requests in every 5 minutes for 15 minutes. The access log names the tenant: the "
@@ -294,8 +293,8 @@ QUOTAS = [
           "tenant=%FILTER_STATE(wasm.license_gate.tenant:PLAIN)% to the gateway's access log format). "
           "Raise the plan's quota (plans.<plan>.quota in the WasmPlugin, then regenerate "
           "istio/quota-envoyfilter.yaml with licensectl quota), move the tenant to a larger plan, or accept "
-          "it: the quota is doing its job. Requests without a plan (plan none) or with a plan the "
-          "configuration does not define (other) share the default bucket and are left out.",
+          "it: the quota is doing its job. Refusals by the limiter's default bucket (plan _default: no "
+          "tenant bucket) are left out.",
           for_="15m"),
 ]
 
@@ -489,9 +488,9 @@ def build_dashboard() -> dict:
         .with_row(dash.Row("Quotas"))
         .with_panel(series_panel(
             "Rate limited by plan",
-            "Requests per second that the quota limiter after the gate refused (429), by the license's plan "
-            "(none: no plan, open routes included; other: a plan the configuration does not define; both share "
-            "the default bucket). The access log's tenant= field on the 429 lines names the tenant.",
+            "Requests per second that the quota limiter after the gate refused (429), by the plan whose "
+            "tenant bucket ran dry (_default: the limiter's default bucket, for open routes and licenses "
+            "without a plan quota or a tenant). The access log's tenant= field on the 429 lines names the tenant.",
             "reqps",
             [(f"sum by (plan) (rate({RATE_LIMITED}[{r}])) > 0", "{{plan}}")], stacked=True, span=24))
 

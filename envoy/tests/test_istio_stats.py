@@ -144,7 +144,8 @@ def test_with_the_annotations_a_quota_429_is_counted_under_its_plan(upstream, tm
     config = shipped_plugin_config()
     burst = shipped_quota("basic")["burst"]
     with istio_envoy(upstream, tmp_path, annotations(), config, shipped_quota_filter()) as envoy:
-        assert rate_limited(scrape(envoy)) == {plan: 0 for plan in (*config["plans"], "none", "other")}
+        # Every shipped plan has a quota (enterprise inherits pro's).
+        assert rate_limited(scrape(envoy)) == {plan: 0 for plan in (*config["plans"], "_default")}
         token = mint(plan="basic", tenant="t-basic")
         statuses = []
         # The first `burst` pass; refills (requests_per_second) may let a few
@@ -162,7 +163,7 @@ def test_with_the_annotations_a_quota_429_is_counted_under_its_plan(upstream, tm
             time.sleep(0.1)
         series = scrape(envoy)
         _, _, prom = envoy.admin("GET", "/stats/prometheus")
-    assert rate_limited(series) == {"basic": 1, "pro": 0, "enterprise": 0, "none": 0, "other": 0}
+    assert rate_limited(series) == {"basic": 1, "pro": 0, "enterprise": 0, "_default": 0}
     # The limiter's own counter is not kept by Istio's stats matcher (no
     # `wasm` prefix): the gate's counter is the one a stock gateway exports.
     assert "license_gate_quota" not in prom
@@ -177,4 +178,5 @@ def test_with_the_old_annotation_the_plan_stays_in_the_name(upstream, tmp_path):
     assert rate_limited(series) == {}
     assert 'license_gate_denied{reason="expired"}' in series
     assert sorted(key for key in series if "rate_limited" in key) == [
-        f"license_gate_plan___{plan}___rate_limited{{}}" for plan in ("basic", "enterprise", "none", "other", "pro")]
+        f"license_gate_plan____{plan}___rate_limited{{}}" if plan == "default" else
+        f"license_gate_plan___{plan}___rate_limited{{}}" for plan in ("default", "basic", "enterprise", "pro")]

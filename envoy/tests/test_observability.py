@@ -227,11 +227,11 @@ def scrape_when(envoy: Envoy, ready, seconds: float = 15) -> str:
     return poll(scrape, seconds)
 
 
-# The reference plans plus one with a quota: every plan (and `none`, `other`)
-# gets its license_gate_rate_limited{plan} series once any plan has a quota.
+# The reference plans plus one with a quota: the plan with a quota (and the
+# limiter's default bucket, `_default`) get license_gate_rate_limited{plan}.
 QUOTA_PLAN, QUOTA_BURST = "basic", 2
 PLANS = {**plugin_config()["plans"], QUOTA_PLAN: {"quota": {"requests_per_second": 1, "burst": QUOTA_BURST}}}
-PLAN_LABELS = {*PLANS, "none", "other"}
+PLAN_LABELS = {QUOTA_PLAN, "_default"}
 TENANT_AT_QUOTA = "t-at-quota"
 
 

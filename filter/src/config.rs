@@ -73,10 +73,16 @@ impl Policy {
     }
 
     /// Entitlements: the license's features plus everything its plan grants;
-    /// a license that names no plan is on `default_plan`.
+    /// a license that names no plan is on `default_plan`. A license on a
+    /// plan with a quota but without a tenant is its own tenant (its license
+    /// id): its requests must land in a bucket of that plan, not escape the
+    /// quota through the limiter's default bucket.
     pub fn entitle(&self, mut license: License) -> License {
         if license.plan.is_none() {
             license.plan.clone_from(&self.default_plan);
+        }
+        if license.tenant.is_none() && license.plan.as_deref().and_then(|p| self.plans.quota(p)).is_some() {
+            license.tenant.clone_from(&license.license_id);
         }
         if let Some(granted) = license.plan.as_deref().and_then(|p| self.plans.features(p)) {
             license.features.extend(granted.iter().cloned());

@@ -153,7 +153,7 @@ fn scrub<'a>(edits: &mut Vec<HeaderEdit<'a>>, policy: &'a Policy, req: &'a Reque
     let mut at = 0;
     for owned in policy.owned_headers() {
         let set_here = edits.iter().any(|e| matches!(e, HeaderEdit::Set(name, _) if *name == owned));
-        if !set_here && req.has(owned) {
+        if !set_here && (req.has(owned) || req.is_unreadable()) {
             edits.insert(at, HeaderEdit::Remove(owned));
             at += 1;
         }
@@ -218,4 +218,35 @@ pub fn deny_response(reason: Reason, missing: &[String]) -> LocalResponse {
         headers.push(("retry-after".to_string(), RETRY_AFTER_SECONDS.to_string()));
     }
     LocalResponse { status: reason.status(), headers, body }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn an_unreadable_header_map_loses_every_owned_header_on_the_way_up() {
+        let config = Config::from_json(
+            br#"{"issuers":["i"],"hmac_secrets":[{"alg":"HS256","secret_base64":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}],
+                 "default":"allow","forward":{"headers":{"x-license-id":"jti"}}}"#,
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        let policy = &config.policy;
+        let mut verify = |_: &str, _: u64| -> Verified { Err(Reason::Missing) };
+        let unreadable = RequestHeaders::unreadable();
+        let decision = decide(policy, &Ok("gw".into()), &unreadable, 0, &mut verify);
+        let Action::Continue(edits) = decision.action(&unreadable, 0) else { unreachable!("an open default") };
+        let removed: Vec<&str> =
+            edits.iter().filter_map(|e| if let HeaderEdit::Remove(n) = e { Some(*n) } else { None }).collect();
+        assert_eq!(
+            removed,
+            ["x-license-id", "x-license-status", "x-license-dry-run", "x-license-plan", "x-license-tenant"]
+        );
+        // A readable request without them has nothing to remove.
+        let readable = RequestHeaders::new(vec![(":path".into(), b"/".to_vec())]);
+        let decision = decide(policy, &Ok("gw".into()), &readable, 0, &mut verify);
+        let Action::Continue(edits) = decision.action(&readable, 0) else { unreachable!("an open default") };
+        assert!(edits.is_empty(), "{edits:?}");
+    }
 }

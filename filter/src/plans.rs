@@ -35,10 +35,16 @@ impl Plans {
     pub(crate) fn compile(raw: &BTreeMap<String, RawPlan>) -> Result<Plans, ConfigError> {
         let mut flat = BTreeMap::new();
         for (name, plan) in raw {
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
                 return Err(ConfigError::new(
                     format!("plans.{name}"),
-                    "a plan name must be non-empty printable ASCII without spaces (it is sent as a header)",
+                    "a plan name is letters, digits, '.', '_' and '-' (it travels in a header and a stat name)",
+                ));
+            }
+            if name == crate::stats::DEFAULT_BUCKET_LABEL {
+                return Err(ConfigError::new(
+                    format!("plans.{name}"),
+                    "reserved: the stats name the rate limiter's default bucket so",
                 ));
             }
             if let Some(quota) = &plan.quota {
@@ -60,6 +66,12 @@ impl Plans {
 
     pub fn contains(&self, plan: &str) -> bool {
         self.flat.contains_key(plan)
+    }
+
+    /// The plan's quota, inherited or its own; `None` for a plan without
+    /// one or one this config does not know.
+    pub fn quota(&self, plan: &str) -> Option<Quota> {
+        self.flat.get(plan).and_then(|p| p.quota)
     }
 
     /// Every plan, flattened, by name.
@@ -210,7 +222,15 @@ mod tests {
             ),
             (
                 r#"{"a b":{}}"#,
-                "license-gate: config: plans.a b: a plan name must be non-empty printable ASCII without spaces (it is sent as a header)",
+                "license-gate: config: plans.a b: a plan name is letters, digits, '.', '_' and '-' (it travels in a header and a stat name)",
+            ),
+            (
+                r#"{"x;.;y":{}}"#,
+                "license-gate: config: plans.x;.;y: a plan name is letters, digits, '.', '_' and '-' (it travels in a header and a stat name)",
+            ),
+            (
+                r#"{"_default":{}}"#,
+                "license-gate: config: plans._default: reserved: the stats name the rate limiter's default bucket so",
             ),
         ];
         for (json, want) in cases {

@@ -18,6 +18,7 @@ use crate::cache::SharedStore;
 use crate::config::{Config, Policy};
 use crate::decision::{Action, Decision, Verdict, decide};
 use crate::keys::KeySet;
+use crate::license::License;
 use crate::reason::Reason;
 use crate::remote::{
     Document, FetchOutcome, FetchRecord, FetchRequest, FetchResponse, Fetcher, Publications, Published, RemoteSettings,
@@ -27,7 +28,7 @@ use crate::request::{HeaderEdit, RequestHeaders, decode_header_map};
 use crate::revocation::RevocationList;
 use crate::runtime::{Runtime, Trace};
 use crate::stats::{
-    Counter, Gauge, NO_PLAN_LABEL, OTHER_PLAN_LABEL, REMAINING_VALIDITY, counted, rate_limited_name, remaining_validity,
+    Counter, DEFAULT_BUCKET_LABEL, Gauge, REMAINING_VALIDITY, counted, rate_limited_name, remaining_validity,
 };
 
 proxy_wasm::main! {{
@@ -97,7 +98,8 @@ impl Metrics {
         let remaining = hostcalls::define_metric(MetricType::Histogram, REMAINING_VALIDITY).ok();
         let mut rate_limited = HashMap::default();
         if policy.plans.iter().any(|(_, plan)| plan.quota.is_some()) {
-            let labels = policy.plans.iter().map(|(name, _)| name).chain([NO_PLAN_LABEL, OTHER_PLAN_LABEL]);
+            let quota_plans = policy.plans.iter().filter(|(_, plan)| plan.quota.is_some()).map(|(name, _)| name);
+            let labels = quota_plans.chain([DEFAULT_BUCKET_LABEL]);
             for label in labels {
                 if let Ok(id) = hostcalls::define_metric(MetricType::Counter, &rate_limited_name(label)) {
                     rate_limited.insert(label.to_string(), id);
@@ -107,16 +109,21 @@ impl Metrics {
         Metrics { counters, gauges, remaining, rate_limited }
     }
 
-    /// The `rate_limited` counter for a request forwarded on `plan`; `None`
-    /// when no plan has a quota (nothing to watch on the way back).
-    fn rate_limited_id(&self, plan: Option<&str>) -> Option<u32> {
+    /// The `rate_limited` counter for a request forwarded with `license`
+    /// (its plan's counter when the limiter has a bucket for its plan and
+    /// tenant, else the default bucket's); `None` when no plan has a quota
+    /// (nothing to watch on the way back).
+    fn rate_limited_id(&self, license: Option<&License>) -> Option<u32> {
         if self.rate_limited.is_empty() {
             return None;
         }
-        let label = match plan {
-            None => NO_PLAN_LABEL,
-            Some(p) if self.rate_limited.contains_key(p) && p != NO_PLAN_LABEL && p != OTHER_PLAN_LABEL => p,
-            Some(_) => OTHER_PLAN_LABEL,
+        let label = match license {
+            Some(License { plan: Some(plan), tenant: Some(_), .. })
+                if self.rate_limited.contains_key(plan.as_str()) =>
+            {
+                plan.as_str()
+            }
+            _ => DEFAULT_BUCKET_LABEL,
         };
         self.rate_limited.get(label).copied()
     }
@@ -510,10 +517,12 @@ impl Context for Gate {}
 impl HttpContext for Gate {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> HostAction {
         // Headers that cannot be fetched or decoded are no headers: every
-        // rule that needs a part of them then fails closed.
-        let headers =
-            header_map(MapType::HttpRequestHeaders).and_then(|wire| decode_header_map(&wire)).unwrap_or_default();
-        let req = RequestHeaders::new(headers);
+        // rule that needs a part of them then fails closed, and whatever the
+        // client sent under the filter's own names is removed unseen.
+        let req = match header_map(MapType::HttpRequestHeaders).and_then(|wire| decode_header_map(&wire)) {
+            Some(headers) => RequestHeaders::new(headers),
+            None => RequestHeaders::unreadable(),
+        };
         let shared = &self.shared;
         shared.read_identity_once();
         shared.pick_up_publications();
@@ -534,13 +543,11 @@ impl HttpContext for Gate {
         self.record(&req, &decision, &trace, now);
         let action = decision.action(&req, now);
         if matches!(action, Action::Continue(_)) {
-            let plan = match &decision.verdict {
-                Verdict::Allowed { license, .. } | Verdict::Denied { license: Some(license), .. } => {
-                    license.plan.as_deref()
-                }
+            let license = match &decision.verdict {
+                Verdict::Allowed { license, .. } | Verdict::Denied { license: Some(license), .. } => Some(license),
                 _ => None,
             };
-            self.rate_limited = shared.metrics.rate_limited_id(plan);
+            self.rate_limited = shared.metrics.rate_limited_id(license.map(|l| &**l));
         }
         apply(action)
     }

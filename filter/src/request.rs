@@ -14,6 +14,9 @@ use std::borrow::Cow;
 pub struct RequestHeaders {
     /// Checked for UTF-8 once here (a token is hundreds of bytes).
     pairs: Vec<(String, Value)>,
+    /// The host could not hand over the header map: these are no headers,
+    /// and what the client sent is unknown (see [`RequestHeaders::unreadable`]).
+    unreadable: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -58,7 +61,19 @@ impl RequestHeaders {
                 (n, value)
             })
             .collect();
-        RequestHeaders { pairs }
+        RequestHeaders { pairs, unreadable: false }
+    }
+
+    /// A request whose header map the host could not hand over (or that
+    /// did not decode): every rule part is unreadable, and on its way
+    /// upstream every header the filter owns is removed blindly.
+    pub fn unreadable() -> Self {
+        RequestHeaders { pairs: Vec::new(), unreadable: true }
+    }
+
+    /// Whether the client's headers are unknown (see [`RequestHeaders::unreadable`]).
+    pub fn is_unreadable(&self) -> bool {
+        self.unreadable
     }
 
     /// Every value of a header, in order: text, or the raw bytes of a value

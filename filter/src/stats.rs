@@ -63,17 +63,17 @@ impl Gauge {
     }
 }
 
-/// The counter of requests a rate limiter after the filter refused (it
-/// answers 429 with `x-envoy-ratelimited`), by the plan the filter put on
-/// the request: `license_gate_rate_limited{plan="pro"}` in Prometheus.
-/// `none`: no plan (open routes, planless licenses without `default_plan`);
-/// `other`: a plan the configuration does not define (bounded labels).
+/// The counter of requests a rate limiter after the filter refused (its
+/// local reply, `429`), by the bucket the filter's headers put the request
+/// in: `license_gate_rate_limited{plan="pro"}` in Prometheus for a tenant's
+/// bucket of a plan with a quota, `plan="_default"` for the limiter's
+/// default bucket (open routes, licenses without a plan quota or without a
+/// tenant). Bounded labels: the plans with a quota, and `_default`.
 pub fn rate_limited_name(plan_label: &str) -> String {
     format!("license_gate.plan=.={plan_label};.;rate_limited")
 }
 
-pub const NO_PLAN_LABEL: &str = "none";
-pub const OTHER_PLAN_LABEL: &str = "other";
+pub const DEFAULT_BUCKET_LABEL: &str = "_default";
 
 /// The histogram of remaining license validity, in seconds, per licensed request.
 pub const REMAINING_VALIDITY: &str = "license_gate.license_remaining_seconds";

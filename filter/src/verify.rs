@@ -220,12 +220,22 @@ impl Verifier {
             ),
             Some(_) => return Err(Reason::Malformed),
         };
+        // The tenant picks a rate limiter's bucket too: present but unusable
+        // as a header (an object, control characters) is refused like the plan.
+        let tenant = match claims.get(&names.tenant) {
+            None | Some(Value::Null) => None,
+            Some(value) => match header_value(value) {
+                Some(text) if text.is_empty() => None,
+                Some(text) => Some(text),
+                None => return Err(Reason::Malformed),
+            },
+        };
         let exp = numeric_date(claims, "exp")?;
         let window = exp.map(|e| self.window(e));
         Ok(License {
             features,
             plan,
-            tenant: claims.get(&names.tenant).and_then(header_value).filter(|t| !t.is_empty()),
+            tenant,
             license_id: claims.get(&names.license_id).and_then(header_value),
             expires_at: exp,
             active_until: window.map(|w| w.0),

@@ -164,20 +164,21 @@ struct QuotaArgs {
     config: PathBuf,
     #[arg(long, value_enum, default_value = "local")]
     format: QuotaFormat,
-    /// Tenants whose buckets the local limiter keeps (max_dynamic_descriptors)
+    /// Tenants whose buckets the local limiter keeps, per plan (max_dynamic_descriptors)
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     tenants: u32,
-    /// The default bucket's rate (requests with no plan quota)
-    #[arg(long, value_name = "R", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000_000))]
-    default_requests_per_second: u32,
-    /// The default bucket's size
-    #[arg(long, value_name = "B", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=1_000_000_000))]
-    default_burst: u32,
+    /// Cap the default bucket (requests with no tenant bucket, open routes included) at R a second;
+    /// default: no cap
+    #[arg(long, value_name = "R", requires = "default_burst", value_parser = clap::value_parser!(u32).range(1..=1_000_000_000))]
+    default_requests_per_second: Option<u32>,
+    /// The default bucket's size, with --default-requests-per-second
+    #[arg(long, value_name = "B", requires = "default_requests_per_second", value_parser = clap::value_parser!(u32).range(1..=1_000_000_000))]
+    default_burst: Option<u32>,
     /// The rate-limit service's Envoy cluster (global-filter)
-    #[arg(long, value_name = "NAME", default_value = "ratelimit")]
+    #[arg(long, value_name = "NAME", default_value = "ratelimit", value_parser = plain_name)]
     service_cluster: String,
     /// The EnvoyFilter's namespace (istio; default: the WasmPlugin's, else istio-system)
-    #[arg(long, value_name = "NS")]
+    #[arg(long, value_name = "NS", value_parser = plain_name)]
     namespace: Option<String>,
 }
 
@@ -816,6 +817,15 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
     Ok(if report.forwarded() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
+/// A cluster or namespace name: printable, no spaces, quotes or '#' (it goes
+/// into generated YAML, comments included).
+fn plain_name(value: &str) -> Result<String, String> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic() && !b"\"'#\\".contains(&b)) {
+        return Err("a name of printable characters without spaces, quotes or '#'".into());
+    }
+    Ok(value.to_string())
+}
+
 fn quota(args: &QuotaArgs) -> Result<ExitCode, String> {
     let refused = |line: String| {
         eprintln!("licensectl: {}", one_line(&line));
@@ -844,25 +854,41 @@ fn quota(args: &QuotaArgs) -> Result<ExitCode, String> {
             plugin.origin
         ));
     }
-    if args.default_burst < args.default_requests_per_second {
-        return Err("--default-burst must be at least --default-requests-per-second".into());
-    }
+    let default = match (args.default_requests_per_second, args.default_burst) {
+        (Some(rate), Some(burst)) if burst < rate => {
+            return Err("--default-burst must be at least --default-requests-per-second".into());
+        }
+        (Some(requests_per_second), Some(burst)) => Some(license_gate::plans::Quota { requests_per_second, burst }),
+        _ => None,
+    };
     let plugin_object = manifests.wasm_plugins.first();
     let metadata =
         |field: &str| plugin_object.and_then(|p| p.get("metadata")).and_then(|m| m.get(field)).and_then(Value::as_str);
-    let selector = match plugin_object.and_then(|p| p.pointer("/spec/selector/matchLabels")).and_then(Value::as_object)
-    {
-        Some(labels) => labels.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect(),
-        None => vec![("istio".to_string(), "ingressgateway".to_string())],
+    let selector = match (plugin_object, plugin_object.and_then(|p| p.pointer("/spec/selector/matchLabels"))) {
+        (None, _) => vec![("istio".to_string(), "ingressgateway".to_string())],
+        (Some(_), Some(Value::Object(labels))) if !labels.is_empty() => {
+            let mut selector = Vec::new();
+            for (k, v) in labels {
+                let Some(v) = v.as_str() else {
+                    return refused(format!("{}: spec.selector.matchLabels.{k} is not a string", plugin.origin));
+                };
+                selector.push((k.clone(), v.to_string()));
+            }
+            selector
+        }
+        (Some(_), _) if matches!(args.format, QuotaFormat::Istio) => {
+            return refused(format!(
+                "{}: the WasmPlugin has no spec.selector.matchLabels: the EnvoyFilter must select exactly the gateways the plugin runs on (targetRefs are not supported)",
+                plugin.origin
+            ));
+        }
+        (Some(_), _) => Vec::new(),
     };
     let settings = quota::Settings {
         plans,
         unlimited,
         tenants: args.tenants,
-        default: license_gate::plans::Quota {
-            requests_per_second: args.default_requests_per_second,
-            burst: args.default_burst,
-        },
+        default,
         namespace: args
             .namespace
             .clone()

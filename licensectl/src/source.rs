@@ -170,6 +170,9 @@ pub struct Manifests {
     pub wasm_plugins: Vec<Value>,
     /// Every `http_filters` list, with where it was found.
     pub http_filter_chains: Vec<FilterChain>,
+    /// Every `rate_limits` list of routes and virtual hosts (not those
+    /// inside an HTTP filter's own configuration).
+    pub rate_limits: Vec<Value>,
 }
 
 #[derive(Debug)]
@@ -210,6 +213,9 @@ fn collect_manifests(value: &Value, at: &str, found: &mut Manifests) {
                     && let Value::Array(filters) = child
                 {
                     found.http_filter_chains.push(FilterChain { at: here.clone(), filters: filters.clone() });
+                }
+                if key == "rate_limits" && !here.contains("http_filters") {
+                    found.rate_limits.push(child.clone());
                 }
                 collect_manifests(child, &here, found);
             }
