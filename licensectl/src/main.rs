@@ -37,7 +37,7 @@ The vendor loop (the gateway trusts keys/es-2026.jwks.json: in keys.jwks, or ser
       --host api.example.com --path /api/reports < license.jwt
   curl -H \"Authorization: Bearer $(cat license.jwt)\" https://api.example.com/api/reports
 
-Exit status: 0 done (check: the request goes upstream), 1 check: denied, config check: refused,
+Exit status: 0 done (check: the request goes upstream), 1 check: denied, config check or quota: refused,
 2 any error (usage, unreadable file, bad input). Errors are one line on stderr."
 )]
 struct Cli {
