@@ -61,7 +61,7 @@ pub struct Settings {
 /// The whole output for `format`, a YAML document that starts with comments.
 pub fn render(format: Format, s: &Settings) -> String {
     match format {
-        Format::Local => format!("{}{}", local_header(s), local_filter(s, 0)),
+        Format::Local => format!("{}{}", local_header(s), list_item(&local_filter(s))),
         Format::Global => global_service(s),
         Format::GlobalFilter => global_filter(s),
         Format::Istio => istio(s),
@@ -75,6 +75,24 @@ const UNCAPPED: Quota = Quota { requests_per_second: 1_000_000_000, burst: 1_000
 fn q(text: &str) -> String {
     // A JSON string is a YAML double-quoted scalar.
     Value::String(text.to_string()).to_string()
+}
+
+/// A YAML mapping as an item of a block list.
+fn list_item(mapping: &str) -> String {
+    let lines: Vec<String> = mapping
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                format!("- {l}")
+            } else if l.is_empty() {
+                String::new()
+            } else {
+                format!("  {l}")
+            }
+        })
+        .collect();
+    lines.join("\n") + "\n"
 }
 
 fn indent(text: &str, by: usize) -> String {
@@ -113,49 +131,48 @@ fn local_header(s: &Settings) -> String {
     out
 }
 
-/// The `local_ratelimit` filter as one `http_filters` list item.
-fn local_filter(s: &Settings, _depth: usize) -> String {
+/// The `local_ratelimit` filter: the mapping of one `http_filters` item
+/// (see [`list_item`]), at column 0.
+fn local_filter(s: &Settings) -> String {
     let mut out = String::new();
-    out.push_str(&format!("- name: {FILTER_NAME}\n"));
-    out.push_str("  typed_config:\n");
-    out.push_str(
-        "    \"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit\n",
-    );
-    out.push_str(&format!("    stat_prefix: {STAT_PREFIX}\n"));
-    out.push_str("    # Requests with no tenant bucket: open routes, licenses with no plan (and no\n");
+    out.push_str(&format!("name: {FILTER_NAME}\n"));
+    out.push_str("typed_config:\n");
+    out.push_str("  \"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit\n");
+    out.push_str(&format!("  stat_prefix: {STAT_PREFIX}\n"));
+    out.push_str("  # Requests with no tenant bucket: open routes, licenses with no plan (and no\n");
     match s.default {
         Some(quota) => {
-            out.push_str("    # default_plan), plans without a quota. One bucket for all of them.\n");
-            out.push_str(&format!("    token_bucket: {}\n", bucket(quota)));
+            out.push_str("  # default_plan), plans without a quota. One bucket for all of them.\n");
+            out.push_str(&format!("  token_bucket: {}\n", bucket(quota)));
         }
         None => {
-            out.push_str("    # default_plan), plans without a quota: not capped here (anonymous floods are the\n");
-            out.push_str("    # per-IP guard's; a shared cap would let them starve licensed requests).\n");
-            out.push_str(&format!("    token_bucket: {}\n", bucket(UNCAPPED)));
+            out.push_str("  # default_plan), plans without a quota: not capped here (anonymous floods are the\n");
+            out.push_str("  # per-IP guard's; a shared cap would let them starve licensed requests).\n");
+            out.push_str(&format!("  token_bucket: {}\n", bucket(UNCAPPED)));
         }
     }
-    out.push_str("    filter_enabled: {runtime_key: license_gate_quota_enabled, default_value: {numerator: 100, denominator: HUNDRED}}\n");
-    out.push_str("    filter_enforced: {runtime_key: license_gate_quota_enforced, default_value: {numerator: 100, denominator: HUNDRED}}\n");
-    out.push_str("    # A tenant's bucket is its own: the default bucket is not also charged.\n");
-    out.push_str("    always_consume_default_token_bucket: false\n");
-    out.push_str("    enable_x_ratelimit_headers: DRAFT_VERSION_03\n");
+    out.push_str("  filter_enabled: {runtime_key: license_gate_quota_enabled, default_value: {numerator: 100, denominator: HUNDRED}}\n");
+    out.push_str("  filter_enforced: {runtime_key: license_gate_quota_enforced, default_value: {numerator: 100, denominator: HUNDRED}}\n");
+    out.push_str("  # A tenant's bucket is its own: the default bucket is not also charged.\n");
+    out.push_str("  always_consume_default_token_bucket: false\n");
+    out.push_str("  enable_x_ratelimit_headers: DRAFT_VERSION_03\n");
     out.push_str(&format!(
-        "    # Tenants whose buckets are kept (least recently used evicted: an evicted tenant starts full).\n    max_dynamic_descriptors: {}\n",
+        "  # Tenants whose buckets are kept (least recently used evicted: an evicted tenant starts full).\n  max_dynamic_descriptors: {}\n",
         s.tenants
     ));
-    out.push_str("    rate_limits:\n");
-    out.push_str("    - actions:\n");
-    out.push_str(&format!("      - request_headers: {{header_name: {PLAN_HEADER}, descriptor_key: {PLAN_KEY}}}\n"));
-    out.push_str(&format!("      - request_headers: {{header_name: {TENANT_HEADER}, descriptor_key: {TENANT_KEY}}}\n"));
+    out.push_str("  rate_limits:\n");
+    out.push_str("  - actions:\n");
+    out.push_str(&format!("    - request_headers: {{header_name: {PLAN_HEADER}, descriptor_key: {PLAN_KEY}}}\n"));
+    out.push_str(&format!("    - request_headers: {{header_name: {TENANT_HEADER}, descriptor_key: {TENANT_KEY}}}\n"));
     if s.plans.is_empty() {
-        out.push_str("    descriptors: []\n");
+        out.push_str("  descriptors: []\n");
     } else {
-        out.push_str("    descriptors:\n");
+        out.push_str("  descriptors:\n");
     }
     for (name, quota) in &s.plans {
-        out.push_str(&format!("    # {name}: {}/s per tenant, bursts of {}\n", quota.requests_per_second, quota.burst));
-        out.push_str(&format!("    - entries: [{{key: {PLAN_KEY}, value: {}}}, {{key: {TENANT_KEY}}}]\n", q(name)));
-        out.push_str(&format!("      token_bucket: {}\n", bucket(*quota)));
+        out.push_str(&format!("  # {name}: {}/s per tenant, bursts of {}\n", quota.requests_per_second, quota.burst));
+        out.push_str(&format!("  - entries: [{{key: {PLAN_KEY}, value: {}}}, {{key: {TENANT_KEY}}}]\n", q(name)));
+        out.push_str(&format!("    token_bucket: {}\n", bucket(*quota)));
     }
     out
 }
@@ -239,14 +256,7 @@ fn istio(s: &Settings) -> String {
     out.push_str("    patch:\n");
     out.push_str("      operation: INSERT_BEFORE\n");
     out.push_str("      value:\n");
-    let filter = local_filter(s, 0);
-    // The list item's body, as the patch value.
-    let body: String = filter
-        .lines()
-        .map(|l| l.strip_prefix("- ").or_else(|| l.strip_prefix("  ")).unwrap_or(l))
-        .collect::<Vec<_>>()
-        .join("\n");
-    out.push_str(&indent(&body, 8));
+    out.push_str(&indent(&local_filter(s), 8));
     out
 }
 
