@@ -14,9 +14,8 @@ rounds. Run: scripts/bench.sh --coldstart (or this file directly).
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
-import re
-import socket
 import statistics
 import sys
 import tempfile
@@ -27,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import ALGS, WORK, plugin_config, token_pool
 
-from gateway import WASM, Ecds, EchoUpstream, Envoy, ecds_template
+from gateway import WASM, Ecds, EchoUpstream, Envoy, ecds_template, request
 
 PROBE = "/bench-probe"
 
@@ -40,7 +39,7 @@ def probe_config(base: dict, open_probe: bool) -> dict:
 
 
 def probe(envoy: Envoy) -> int:
-    return raw_get(envoy.listen_port, PROBE, "none")[0]
+    return request(envoy.listen_port, "GET", PROBE)[0]
 
 
 def wait_for(envoy: Envoy, want: int, timeout: float = 30.0, streak: int = 10) -> float:
@@ -58,29 +57,6 @@ def wait_for(envoy: Envoy, want: int, timeout: float = 30.0, streak: int = 10) -
             first, run = None, 0
         time.sleep(0.001)
     raise RuntimeError(f"the push did not take effect within {timeout} s")
-
-
-def raw_get(port: int, path: str, token: str, sock: socket.socket | None = None) -> tuple[int, float]:
-    """One GET written in a single send with TCP_NODELAY (http.client's
-    separate writes meet delayed ACKs: 40 ms a request); (status, µs)."""
-    own = sock is None
-    if sock is None:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    data = (f"GET {path} HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer {token}\r\n\r\n").encode()
-    t0 = time.perf_counter()
-    sock.sendall(data)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        buf += sock.recv(65536)
-    head, _, body = buf.partition(b"\r\n\r\n")
-    length = int(re.search(rb"(?im)^content-length:\s*(\d+)", head).group(1))
-    while len(body) < length:
-        body += sock.recv(65536)
-    elapsed = (time.perf_counter() - t0) * 1e6
-    if own:
-        sock.close()
-    return int(head.split(b" ", 2)[1]), elapsed
 
 
 def rss_kib(pid: int) -> int:
@@ -157,9 +133,10 @@ def first_requests(upstream: EchoUpstream, tokens: dict[str, list[str]]) -> dict
                 wait_for(envoy, 200 if n % 2 == 1 else 403)
 
                 def timed(token: str) -> float:
-                    status, micros = raw_get(envoy.listen_port, "/api", token)
+                    t0 = time.perf_counter()
+                    status, _, _ = request(envoy.listen_port, "GET", "/api", {"authorization": f"Bearer {token}"})
                     assert status == 200, status
-                    return micros
+                    return (time.perf_counter() - t0) * 1e6
 
                 first = timed(pool[0])
                 rest = [timed(t) for t in pool[1:21]]
@@ -186,12 +163,12 @@ def memory(upstream: EchoUpstream, fill: list[str]) -> dict:
                 out[f"rss_kib_{workers}_workers"] = rss_kib(envoy.process.pid)
                 out[f"heap_bytes_{workers}_workers"] = heap_bytes(envoy)
                 if workers == 2:
-                    sock = socket.create_connection(("127.0.0.1", envoy.listen_port), timeout=10)
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    conn = http.client.HTTPConnection("127.0.0.1", envoy.listen_port, timeout=10)
                     for token in fill:
-                        status, _ = raw_get(envoy.listen_port, "/api", token, sock)
+                        status, _, _ = request(envoy.listen_port, "GET", "/api",
+                                               {"authorization": f"Bearer {token}"}, conn)
                         assert status == 200, status
-                    sock.close()
+                    conn.close()
                     time.sleep(1)
                     out["rss_kib_full_cache"] = rss_kib(envoy.process.pid)
                     out["heap_bytes_full_cache"] = heap_bytes(envoy)
