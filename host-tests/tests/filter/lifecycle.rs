@@ -359,14 +359,21 @@ fn inline_revocations_refuse_a_license() {
     assert_eq!(gw.get("/api/data", &other).status(), 200);
 }
 
-#[test]
-fn a_revoked_license_is_refused_within_one_list_period_even_when_cached() {
+/// Two workers with revocation.remote, a license both have allowed (and
+/// cached), and the key server now listing it as revoked.
+fn a_license_both_workers_allowed_then_revoked_at_the_key_server() -> (Mesh, String) {
     let mut mesh = Mesh::new(&revocation_config(json!({})), 2);
     mesh.run(1_100);
     let license = mint(K1, &claims(json!({"jti": "lic-123"})));
     assert_eq!(mesh.outcome(0, &license), ok());
     assert_eq!(mesh.outcome(1, &license), ok());
     mesh.serve(|s| s.revocations = Scripted::ok(revocation_list(K1, NOW + 30, &["lic-123"])));
+    (mesh, license)
+}
+
+#[test]
+fn a_revoked_license_is_refused_within_one_list_period_even_when_cached() {
+    let (mut mesh, license) = a_license_both_workers_allowed_then_revoked_at_the_key_server();
     mesh.run(61_000);
     assert_eq!(mesh.metric("license_gate.revocation_fetch_success"), 2);
     assert_eq!(mesh.metric("license_gate.revocation_ids"), 1);
@@ -380,12 +387,7 @@ fn a_revoked_license_is_refused_within_one_list_period_even_when_cached() {
 
 #[test]
 fn what_one_worker_publishes_is_in_force_on_every_worker_before_their_next_tick() {
-    let mut mesh = Mesh::new(&revocation_config(json!({})), 2);
-    mesh.run(1_100);
-    let license = mint(K1, &claims(json!({"jti": "lic-123"})));
-    assert_eq!(mesh.outcome(0, &license), ok());
-    assert_eq!(mesh.outcome(1, &license), ok());
-    mesh.serve(|s| s.revocations = Scripted::ok(revocation_list(K1, NOW + 30, &["lic-123"])));
+    let (mut mesh, license) = a_license_both_workers_allowed_then_revoked_at_the_key_server();
     // Only worker 0 ticks: it fetches and publishes the new list; worker 1
     // holds an "allowed" verdict in its own cache and has had no tick since.
     mesh.run_only(0, 61_000);
