@@ -1,5 +1,5 @@
 //! The compiled configuration: what `on_configure` builds, once, from the
-//! schema (`schema.rs`). It has two halves:
+//! schema (crate `license-gate-schema`, `filter/schema`). It has two halves:
 //!
 //! - the [`Policy`], immutable: rules, plans, claim names, token sources,
 //!   forwarded headers, mode, binding;
@@ -106,7 +106,7 @@ pub struct Config {
 impl Config {
     /// Parses and compiles the plugin configuration.
     pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
-        let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| ConfigError::from_json(bytes, &e))?;
+        let raw: RawConfig = crate::schema::parse(bytes).map_err(|e| ConfigError::from_json(bytes, &e))?;
         let digest = Sha256::digest(bytes);
         let fingerprint: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
         Config::compile(raw, fingerprint)

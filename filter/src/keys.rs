@@ -107,11 +107,7 @@ impl KeySet {
     /// forgeable keys) are left out; the document is refused when no key
     /// is left, or when two keys share a `kid`.
     pub fn from_jwks_document(bytes: &[u8], allowed: &[Algorithm]) -> Result<KeySet, String> {
-        #[derive(serde::Deserialize)]
-        struct Document {
-            keys: Vec<serde_json::Value>,
-        }
-        let doc: Document = serde_json::from_slice(bytes).map_err(|e| format!("not a JWKS: {e}"))?;
+        let doc = crate::schema::parse_jwks_document(bytes).map_err(|e| format!("not a JWKS: {e}"))?;
         let mut keys = Vec::new();
         let mut usable: Vec<Vec<u8>> = Vec::new();
         for value in &doc.keys {

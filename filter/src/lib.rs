@@ -21,7 +21,8 @@ pub mod request;
 pub mod revocation;
 pub mod routes;
 pub mod runtime;
-pub mod schema;
+/// The configuration schema, a crate of its own (see its documentation).
+pub use license_gate_schema as schema;
 pub mod stats;
 pub mod strict_json;
 #[cfg(test)]

@@ -1,15 +1,42 @@
 //! The plugin configuration's JSON schema: the product's public contract,
-//! as plain serde types that depend on nothing else in the crate. Each
-//! module compiles its own part (`keys`, `routes`, `plans`, …); `config`
-//! puts them together.
+//! as plain serde types that depend on nothing else. Each module of
+//! license-gate compiles its own part (`keys`, `routes`, `plans`, …);
+//! `config` puts them together.
 //!
 //! Unknown fields are errors everywhere: a typo must not silently switch a
 //! protection off. Where exactly one of several shapes is allowed, a serde
 //! enum says so.
+//!
+//! A crate of its own for the module's size: serde's derived parsers are
+//! generic code, compiled where they are instantiated. Instantiated here,
+//! by [`parse`] and [`parse_jwks_document`], they are built at this
+//! crate's opt-level "z" (the workspace's release profile) instead of at
+//! the filter's opt-level 3; they run once per configuration or fetched
+//! document, never per request (issue 13, BENCHMARKS.md).
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+
+/// Parses a plugin configuration. Not inlined: its callers are built for
+/// speed and would pull the parser back into their own opt-level.
+#[inline(never)]
+pub fn parse(bytes: &[u8]) -> Result<RawConfig, serde_json::Error> {
+    serde_json::from_slice(bytes)
+}
+
+/// A fetched JWKS: its keys stay raw JSON, each compiled on its own so that
+/// one unusable key does not refuse the others.
+#[derive(Deserialize)]
+pub struct RawJwksDocument {
+    pub keys: Vec<serde_json::Value>,
+}
+
+/// Parses a fetched JWKS document (see [`parse`] for why not inlined).
+#[inline(never)]
+pub fn parse_jwks_document(bytes: &[u8]) -> Result<RawJwksDocument, serde_json::Error> {
+    serde_json::from_slice(bytes)
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
