@@ -1,6 +1,7 @@
 //! Per-request cost of the real module, without Envoy: wall time (median) and
 //! Wasm instructions (wasmtime fuel, independent of machine load) for a cache
-//! hit and a cache miss per algorithm. Run: `cargo bench -p license-gate-host-tests`.
+//! hit and a cache miss per algorithm. Run: `cargo bench -p license-gate-host-tests`;
+//! `LICENSE_GATE_BENCH_ALGS=EdDSA,RS256` measures only those algorithms.
 //! A regression shows here before it shows in scripts/bench.sh.
 
 #[allow(dead_code)]
@@ -105,7 +106,11 @@ fn main() {
         println!("open route: {} instructions per request\n", (metered.fuel_consumed() - before) / HITS as u64);
     }
     println!("{:<10} {:>14} {:>16} {:>14} {:>16}", "alg", "hit µs", "hit instr", "miss µs", "miss instr");
-    for (name, signer) in [("RS256", RS256), ("PS256", PS256), ("ES256", ES256), ("ES384", ES384), ("EdDSA", EDDSA)] {
+    let only = std::env::var("LICENSE_GATE_BENCH_ALGS").ok();
+    let algs = [("RS256", RS256), ("PS256", PS256), ("ES256", ES256), ("ES384", ES384), ("EdDSA", EDDSA)];
+    for (name, signer) in
+        algs.into_iter().filter(|(name, _)| only.as_deref().is_none_or(|o| o.split(',').any(|a| a == *name)))
+    {
         let process = Process::new();
         process.clock().set_seconds(NOW);
         let start = |module| {

@@ -5,13 +5,15 @@
 //! - RS*/PS*: [`rsa`], on crypto-bigint (the `rsa` crate was the bottleneck);
 //! - ES256/ES384: [`ecdsa`], RustCrypto's `p256`/`p384` group arithmetic with
 //!   precomputed fixed-base tables (their own verifier rebuilds tables per call);
-//! - EdDSA: `ed25519-dalek`, strict verification (no malleable signatures);
+//! - EdDSA: [`eddsa`], curve25519-dalek's group arithmetic with fixed-base
+//!   tables, `ed25519-dalek`'s strict verdicts (no malleable signatures);
 //! - HS*: RustCrypto's `hmac`, constant-time comparison.
 //!
 //! Not linking jsonwebtoken's own `rust_crypto` provider keeps the `rsa` crate
 //! and its big integers out of the module.
 
 pub mod ecdsa;
+pub mod eddsa;
 pub mod rsa;
 
 use hmac::{Hmac, Mac};
@@ -23,6 +25,7 @@ use pkcs1::der::Decode;
 use sha2::{Sha256, Sha384, Sha512};
 
 use self::ecdsa::EcdsaKey;
+use self::eddsa::Ed25519Key;
 use self::rsa::{RsaKey, RsaVerifier};
 
 /// The provider license-gate verifies with.
@@ -62,7 +65,7 @@ fn verifier_factory(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVer
         }
         AlgorithmFamily::Ed => {
             let key = ed25519_key(key.try_get_as_bytes()?).map_err(|_| ErrorKind::InvalidEddsaKey)?;
-            Box::new(Asymmetric { alg, verifier: Ecdsa::Ed25519(key) })
+            Box::new(Asymmetric { alg, verifier: Ecdsa::Ed25519(Ed25519Key::new(&key)) })
         }
         AlgorithmFamily::Hmac => Box::new(HmacVerifier { alg, secret: key.try_get_as_bytes()?.to_vec() }),
     })
@@ -92,30 +95,36 @@ pub fn rsa_components(key: &DecodingKey) -> Option<(Vec<u8>, Vec<u8>)> {
 }
 
 /// Precomputation a verifier would otherwise do on its first signature
-/// (ECDSA's fixed-base tables), done now: for the configuration's inline
+/// (the ECDSA and Ed25519 fixed-base tables), done now: for the configuration's inline
 /// keys, in `on_configure`, so that no client request pays for it.
 /// jsonwebtoken's verifier trait has no such hook, so a signature that
 /// passes the range checks (r = s = 1) and verifies nothing stands in.
 pub fn prepare(alg: Algorithm, verifier: &dyn JwtVerifier) {
-    let width = match alg {
-        Algorithm::ES256 => 32,
-        Algorithm::ES384 => 48,
+    let signature = match alg {
+        Algorithm::ES256 => ecdsa_prepare_signature(32),
+        Algorithm::ES384 => ecdsa_prepare_signature(48),
+        Algorithm::EdDSA => eddsa::PREPARE_SIGNATURE.to_vec(),
         _ => return,
     };
+    let _ = verifier.verify(b"license-gate: prepare", &signature);
+}
+
+/// r = s = 1.
+fn ecdsa_prepare_signature(width: usize) -> Vec<u8> {
     let mut signature = vec![0u8; 2 * width];
     for at in [width - 1, 2 * width - 1] {
         if let Some(byte) = signature.get_mut(at) {
             *byte = 1;
         }
     }
-    let _ = verifier.verify(b"license-gate: prepare", &signature);
+    signature
 }
 
 /// Elliptic-curve public keys (ECDSA and Ed25519).
 enum Ecdsa {
     P256(EcdsaKey<p256::NistP256>),
     P384(EcdsaKey<p384::NistP384>),
-    Ed25519(ed25519_dalek::VerifyingKey),
+    Ed25519(Ed25519Key),
 }
 
 struct Asymmetric {
@@ -129,10 +138,7 @@ impl Verifier<Vec<u8>> for Asymmetric {
         match &self.verifier {
             Ecdsa::P256(key) => key.verify(message, signature).then_some(()).ok_or_else(SignatureError::new),
             Ecdsa::P384(key) => key.verify(message, signature).then_some(()).ok_or_else(SignatureError::new),
-            Ecdsa::Ed25519(key) => {
-                let signature = ed25519_dalek::Signature::from_slice(signature)?;
-                key.verify_strict(message, &signature)
-            }
+            Ecdsa::Ed25519(key) => key.verify(message, signature).then_some(()).ok_or_else(SignatureError::new),
         }
     }
 }
