@@ -6,37 +6,27 @@ use std::fmt;
 use std::str::FromStr;
 
 use base64::Engine;
-use jsonwebtoken::crypto::JwtVerifier;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::crypto::{Algorithm, Family, KeyError, KeyMaterial, Verifier};
 use crate::error::ConfigError;
 use crate::schema::{RawHmacSecret, RawKeys};
 
-/// Every asymmetric algorithm; the allow-list when the config names none.
-pub const ASYMMETRIC: [Algorithm; 9] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
+/// Every asymmetric algorithm (all but the three HMAC ones, listed first);
+/// the allow-list when the config names none.
+pub const ASYMMETRIC: &[Algorithm] = Algorithm::ALL.split_at(3).1;
 
 /// One verification key, bound to exactly one algorithm.
 pub struct Key {
     pub kid: Option<String>,
     pub alg: Algorithm,
-    verifier: Box<dyn JwtVerifier>,
+    verifier: Verifier,
 }
 
 impl Key {
     /// Checks `signature` over `message` (`base64(header).base64(payload)`).
-    pub fn verifies(&self, message: &[u8], signature: &Vec<u8>) -> bool {
-        self.verifier.verify(message, signature).is_ok()
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.verifier.verify(message, signature)
     }
 }
 
@@ -97,7 +87,7 @@ impl KeySet {
         // The admin named these keys: their precomputation belongs to
         // on_configure, not to the first request (fetched keys stay lazy).
         for key in &keys {
-            crate::crypto::prepare(key.alg, key.verifier.as_ref());
+            key.verifier.prepare();
         }
         Ok(KeySet { keys, fingerprint: 0 })
     }
@@ -265,7 +255,7 @@ pub(crate) fn compile_algorithms(names: Option<&[String]>, has_hmac: bool) -> Re
         .map(|(i, name)| {
             let field = format!("algorithms[{i}]");
             let alg = parse_alg(&field, name)?;
-            if alg.family() == AlgorithmFamily::Hmac && !has_hmac {
+            if alg.family() == Family::Hmac && !has_hmac {
                 return Err(ConfigError::new(
                     field,
                     format!("{name} is a shared-secret algorithm: it needs an explicit hmac_secrets entry"),
@@ -283,47 +273,32 @@ fn parse_alg(field: &str, name: &str) -> Result<Algorithm, ConfigError> {
     Algorithm::from_str(name).map_err(|_| ConfigError::new(field, format!("unknown algorithm \"{name}\"")))
 }
 
-/// Binds a decoded key to its algorithm, refusing keys that cannot serve it.
-fn bind(field: &str, kid: Option<String>, alg: Algorithm, key: DecodingKey) -> Result<Key, ConfigError> {
-    if key.family() != alg.family() {
-        return Err(ConfigError::new(field, format!("key type does not fit {alg:?}")));
-    }
-    match key.family() {
-        AlgorithmFamily::Rsa => check_rsa(field, &key)?,
-        AlgorithmFamily::Ed => {
-            let bytes = key.try_get_as_bytes().unwrap_or_default();
-            crate::crypto::ed25519_key(bytes).map_err(|e| ConfigError::new(field, e))?;
-        }
-        AlgorithmFamily::Ec => {
-            // An uncompressed SEC1 point: 1 + 2 * 32 bytes on P-256, 1 + 2 * 48 on P-384.
-            let want = if alg == Algorithm::ES256 { 65 } else { 97 };
-            let len = key.try_get_as_bytes().map(<[u8]>::len).unwrap_or(0);
-            if len != want {
-                return Err(ConfigError::new(field, format!("key curve does not fit {alg:?}")));
-            }
-        }
-        _ => {}
-    }
-    // The verifiers parse their key here (EC and Ed25519 points, the RSA
-    // modulus), so a bad key is refused now rather than on the first request.
-    let verifier = (crate::crypto::PROVIDER.verifier_factory)(&alg, &key)
-        .map_err(|e| ConfigError::new(field, format!("unusable key for {alg:?}: {e}")))?;
+/// Binds key material to its algorithm, refusing keys that cannot serve
+/// it. The verifier parses its key here (EC and Ed25519 points, the RSA
+/// modulus), so a bad key is refused now rather than on the first request.
+fn bind(field: &str, kid: Option<String>, alg: Algorithm, material: &KeyMaterial) -> Result<Key, ConfigError> {
+    let verifier = Verifier::new(alg, material).map_err(|e| {
+        ConfigError::new(
+            field,
+            match e {
+                KeyError::WrongFamily => format!("key type does not fit {alg:?}"),
+                KeyError::WrongCurve => format!("key curve does not fit {alg:?}"),
+                KeyError::NotOnCurve => format!("unusable key for {alg:?}: not a point of its curve"),
+                KeyError::Rsa(e) => e.to_string(),
+                KeyError::Ed25519(e) => e.to_string(),
+            },
+        )
+    })?;
     Ok(Key { kid, alg, verifier })
 }
 
-/// Size and shape checks with a message an admin can act on.
-fn check_rsa(field: &str, key: &DecodingKey) -> Result<(), ConfigError> {
-    let (n, e) = crate::crypto::rsa_components(key).ok_or_else(|| ConfigError::new(field, "unparsable RSA key"))?;
-    crate::crypto::rsa::RsaKey::new(&n, &e).map(|_| ()).map_err(|e| ConfigError::new(field, e.to_string()))
-}
-
 fn compile_pem(field: &str, kid: Option<String>, alg: Algorithm, pem: &[u8]) -> Result<Key, ConfigError> {
-    if alg.family() == AlgorithmFamily::Hmac {
+    if alg.family() == Family::Hmac {
         return Err(ConfigError::new(format!("{field}.alg"), "shared-secret algorithms belong in hmac_secrets"));
     }
     let key = decode_public_pem(pem)
         .map_err(|e| ConfigError::new(format!("{field}.key"), format!("not a {alg:?} public key in PEM: {e}")))?;
-    bind(&format!("{field}.key"), kid, alg, key)
+    bind(&format!("{field}.key"), kid, alg, &key)
 }
 
 /// Object identifiers of the SPKI algorithms license-gate verifies with.
@@ -334,18 +309,18 @@ const ED25519: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.
 /// A PEM public key: `PUBLIC KEY` (SubjectPublicKeyInfo: RSA, EC, Ed25519)
 /// or `RSA PUBLIC KEY` (PKCS#1). The key's family comes from the key itself;
 /// `bind` then refuses a family that does not fit the configured `alg`.
-fn decode_public_pem(pem: &[u8]) -> Result<DecodingKey, String> {
+fn decode_public_pem(pem: &[u8]) -> Result<KeyMaterial, String> {
     use spki::der::Decode;
     let (label, der) = pem_rfc7468::decode_vec(pem).map_err(|e| e.to_string())?;
     match label {
-        "RSA PUBLIC KEY" => Ok(DecodingKey::from_rsa_der(&der)),
+        "RSA PUBLIC KEY" => KeyMaterial::rsa_from_pkcs1_der(&der),
         "PUBLIC KEY" => {
             let info = spki::SubjectPublicKeyInfoRef::from_der(&der).map_err(|e| e.to_string())?;
             let bits = info.subject_public_key.as_bytes().ok_or("the key's bit string is not whole bytes")?;
             match info.algorithm.oid {
-                RSA_ENCRYPTION => Ok(DecodingKey::from_rsa_der(bits)),
-                EC_PUBLIC_KEY => Ok(DecodingKey::from_ec_der(bits)),
-                ED25519 => Ok(DecodingKey::from_ed_der(bits)),
+                RSA_ENCRYPTION => KeyMaterial::rsa_from_pkcs1_der(bits),
+                EC_PUBLIC_KEY => Ok(KeyMaterial::Ec(bits.to_vec())),
+                ED25519 => Ok(KeyMaterial::Ed(bits.to_vec())),
                 oid => Err(format!("unsupported key algorithm {oid}")),
             }
         }
@@ -356,35 +331,42 @@ fn decode_public_pem(pem: &[u8]) -> Result<DecodingKey, String> {
 /// A JWK becomes a key, or `None` for an encryption key that has no business
 /// verifying signatures. Its `alg` may be left out where the key type fixes it.
 fn compile_jwk(field: &str, value: &serde_json::Value) -> Result<Option<Key>, ConfigError> {
-    let jwk: Jwk =
-        serde_json::from_value(value.clone()).map_err(|e| ConfigError::new(field, format!("not a JWK: {e}")))?;
-    if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
+    const INCOMPLETE: &str = "not a usable public key (RSA needs n and e, EC needs crv, x and y, OKP needs crv and x)";
+    let jwk = crate::schema::parse_jwk(value).map_err(|e| ConfigError::new(field, format!("not a JWK: {e}")))?;
+    if jwk.public_key_use.as_deref() == Some("enc") {
         return Ok(None);
     }
-    let inferred = match &jwk.algorithm {
-        AlgorithmParameters::OctetKey(_) => {
-            return Err(ConfigError::new(field, "symmetric (oct) keys belong in hmac_secrets"));
-        }
-        AlgorithmParameters::RSA(_) => None,
-        AlgorithmParameters::EllipticCurve(p) => match p.curve {
-            EllipticCurve::P256 => Some(Algorithm::ES256),
-            EllipticCurve::P384 => Some(Algorithm::ES384),
-            _ => return Err(ConfigError::new(format!("{field}.crv"), "unsupported curve")),
-        },
-        AlgorithmParameters::OctetKeyPair(p) => match p.curve {
-            EllipticCurve::Ed25519 => Some(Algorithm::EdDSA),
-            _ => return Err(ConfigError::new(format!("{field}.crv"), "unsupported curve")),
-        },
-        _ => {
-            return Err(ConfigError::new(
-                field,
-                "not a usable public key (RSA needs n and e, EC needs crv, x and y, OKP needs crv and x)",
-            ));
-        }
+    // Base64url without padding (RFC 7515 §2), as every JWK member is.
+    let member = |name: &str, value: &Option<String>| -> Result<Vec<u8>, ConfigError> {
+        let text = value.as_deref().ok_or_else(|| ConfigError::new(field, INCOMPLETE))?;
+        URL_SAFE_NO_PAD.decode(text).map_err(|_| ConfigError::new(format!("{field}.{name}"), "not base64url"))
     };
-    let alg = match (jwk.common.key_algorithm, inferred) {
+    let unsupported_curve = || ConfigError::new(format!("{field}.crv"), "unsupported curve");
+    let (material, inferred) = match jwk.kty.as_str() {
+        "RSA" => (KeyMaterial::Rsa { n: member("n", &jwk.n)?, e: member("e", &jwk.e)? }, None),
+        "EC" => {
+            let alg = match jwk.crv.as_deref().ok_or_else(|| ConfigError::new(field, INCOMPLETE))? {
+                "P-256" => Algorithm::ES256,
+                "P-384" => Algorithm::ES384,
+                _ => return Err(unsupported_curve()),
+            };
+            // The uncompressed SEC1 point; a coordinate of the wrong size
+            // makes one the curve's verifier refuses.
+            let mut point = vec![0x04];
+            point.extend(member("x", &jwk.x)?);
+            point.extend(member("y", &jwk.y)?);
+            (KeyMaterial::Ec(point), Some(alg))
+        }
+        "OKP" => match jwk.crv.as_deref().ok_or_else(|| ConfigError::new(field, INCOMPLETE))? {
+            "Ed25519" => (KeyMaterial::Ed(member("x", &jwk.x)?), Some(Algorithm::EdDSA)),
+            _ => return Err(unsupported_curve()),
+        },
+        "oct" => return Err(ConfigError::new(field, "symmetric (oct) keys belong in hmac_secrets")),
+        other => return Err(ConfigError::new(format!("{field}.kty"), format!("unsupported key type \"{other}\""))),
+    };
+    let alg = match (jwk.alg.as_deref(), inferred) {
         (Some(named), inferred) => {
-            let alg = Algorithm::try_from(named)
+            let alg = Algorithm::from_str(named)
                 .map_err(|_| ConfigError::new(format!("{field}.alg"), "not a signature algorithm"))?;
             if inferred.is_some_and(|i| i != alg) {
                 return Err(ConfigError::new(format!("{field}.alg"), "does not fit the key's curve"));
@@ -396,9 +378,7 @@ fn compile_jwk(field: &str, value: &serde_json::Value) -> Result<Option<Key>, Co
             return Err(ConfigError::new(format!("{field}.alg"), "required for RSA keys"));
         }
     };
-    let key =
-        DecodingKey::from_jwk(&jwk).map_err(|e| ConfigError::new(field, format!("unparsable key material: {e}")))?;
-    bind(field, jwk.common.key_id.clone(), alg, key).map(Some)
+    bind(field, jwk.kid, alg, &material).map(Some)
 }
 
 fn compile_hmac(field: &str, kid: Option<String>, alg: &str, secret: &str) -> Result<Key, ConfigError> {
@@ -418,7 +398,7 @@ fn compile_hmac(field: &str, kid: Option<String>, alg: &str, secret: &str) -> Re
             format!("{alg:?} needs a secret of at least {min_len} bytes"),
         ));
     }
-    bind(field, kid, alg, DecodingKey::from_secret(&bytes))
+    bind(field, kid, alg, &KeyMaterial::Secret(bytes))
 }
 
 #[cfg(test)]
@@ -429,24 +409,24 @@ mod tests {
         std::fs::read_to_string(format!("{}/../host-tests/testdata/keys/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
     }
 
-    fn family(pem: &str) -> Result<AlgorithmFamily, String> {
+    fn family(pem: &str) -> Result<Family, String> {
         decode_public_pem(pem.as_bytes()).map(|k| k.family())
     }
 
     #[test]
     fn public_pem_blocks() {
         use spki::der::Decode;
-        assert_eq!(family(&key_file("rsa.pub.pem")), Ok(AlgorithmFamily::Rsa));
-        assert_eq!(family(&key_file("p256.pub.pem")), Ok(AlgorithmFamily::Ec));
-        assert_eq!(family(&key_file("p384.pub.pem")), Ok(AlgorithmFamily::Ec));
-        assert_eq!(family(&key_file("ed25519.pub.pem")), Ok(AlgorithmFamily::Ed));
+        assert_eq!(family(&key_file("rsa.pub.pem")), Ok(Family::Rsa));
+        assert_eq!(family(&key_file("p256.pub.pem")), Ok(Family::Ec));
+        assert_eq!(family(&key_file("p384.pub.pem")), Ok(Family::Ec));
+        assert_eq!(family(&key_file("ed25519.pub.pem")), Ok(Family::Ed));
         // PKCS#1 "RSA PUBLIC KEY": the SPKI's inner key, relabelled.
         let (_, der) = pem_rfc7468::decode_vec(key_file("rsa.pub.pem").as_bytes()).unwrap();
         let info = spki::SubjectPublicKeyInfoRef::from_der(&der).unwrap();
         let pkcs1 = info.subject_public_key.as_bytes().unwrap();
         let pem = pem_rfc7468::encode_string("RSA PUBLIC KEY", pem_rfc7468::LineEnding::LF, pkcs1).unwrap();
         let key = decode_public_pem(pem.as_bytes()).unwrap();
-        assert!(bind("k", None, Algorithm::RS256, key).is_ok());
+        assert!(bind("k", None, Algorithm::RS256, &key).is_ok());
         // Private keys, certificates and garbage are refused with a reason.
         assert!(family(&key_file("rsa.key.pem")).unwrap_err().contains("PRIVATE KEY"));
         assert!(family("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err());
@@ -458,24 +438,112 @@ mod tests {
     #[test]
     fn a_pem_key_must_fit_its_algorithm() {
         let key = |name: &str| decode_public_pem(key_file(name).as_bytes()).unwrap();
-        assert!(bind("k", None, Algorithm::ES256, key("p256.pub.pem")).is_ok());
-        assert!(bind("k", None, Algorithm::EdDSA, key("ed25519.pub.pem")).is_ok());
+        assert!(bind("k", None, Algorithm::ES256, &key("p256.pub.pem")).is_ok());
+        assert!(bind("k", None, Algorithm::EdDSA, &key("ed25519.pub.pem")).is_ok());
         for (alg, name, message) in [
             (Algorithm::RS256, "p256.pub.pem", "key type does not fit RS256"),
             (Algorithm::ES256, "rsa.pub.pem", "key type does not fit ES256"),
             (Algorithm::ES384, "p256.pub.pem", "key curve does not fit ES384"),
             (Algorithm::EdDSA, "p256.pub.pem", "key type does not fit EdDSA"),
         ] {
-            let error = bind("k", None, alg, key(name)).err().map(|e| e.to_string()).unwrap_or_default();
+            let error = bind("k", None, alg, &key(name)).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(error.ends_with(message), "{alg:?} {name}: {error}");
         }
     }
 
+    /// The JWK of a PEM public key, with `extra` members added.
+    fn jwk_of(name: &str, extra: serde_json::Value) -> serde_json::Value {
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        let mut jwk = match decode_public_pem(key_file(name).as_bytes()).unwrap() {
+            KeyMaterial::Rsa { n, e } => serde_json::json!({"kty": "RSA", "n": b64(&n), "e": b64(&e)}),
+            KeyMaterial::Ec(point) => {
+                let (x, y) = point[1..].split_at((point.len() - 1) / 2);
+                let crv = if x.len() == 32 { "P-256" } else { "P-384" };
+                serde_json::json!({"kty": "EC", "crv": crv, "x": b64(x), "y": b64(y)})
+            }
+            KeyMaterial::Ed(x) => serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&x)}),
+            KeyMaterial::Secret(_) => unreachable!(),
+        };
+        for (k, v) in extra.as_object().unwrap() {
+            jwk[k] = v.clone();
+        }
+        jwk
+    }
+
+    #[test]
+    fn jwks_of_every_key_type_verify_what_their_private_keys_sign() {
+        use jsonwebtoken::EncodingKey;
+        for (public, private, alg, extra) in [
+            ("rsa.pub.pem", "rsa.key.pem", Algorithm::PS384, serde_json::json!({"alg": "PS384", "kid": "r"})),
+            ("p256.pub.pem", "p256.key.pem", Algorithm::ES256, serde_json::json!({"use": "sig"})),
+            (
+                "p384.pub.pem",
+                "p384.key.pem",
+                Algorithm::ES384,
+                serde_json::json!({"x5c": ["MIIB"], "key_ops": ["verify"]}),
+            ),
+            ("ed25519.pub.pem", "ed25519.key.pem", Algorithm::EdDSA, serde_json::json!({"alg": "EdDSA"})),
+        ] {
+            let key = compile_jwk("k", &jwk_of(public, extra.clone())).unwrap().unwrap();
+            assert_eq!((key.alg, key.kid.as_deref()), (alg, extra.get("kid").and_then(|k| k.as_str())));
+            let pem = key_file(private);
+            let signing = match alg.family() {
+                Family::Rsa => EncodingKey::from_rsa_pem(pem.as_bytes()),
+                Family::Ec => EncodingKey::from_ec_pem(pem.as_bytes()),
+                _ => EncodingKey::from_ed_pem(pem.as_bytes()),
+            }
+            .unwrap();
+            let jwt_alg: jsonwebtoken::Algorithm = alg.name().parse().unwrap();
+            let signature = jsonwebtoken::crypto::sign(b"h.p", &signing, jwt_alg).unwrap();
+            let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+            assert!(key.verifies(b"h.p", &signature), "{alg:?}");
+            assert!(!key.verifies(b"h.q", &signature), "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn the_default_allow_list_is_every_asymmetric_algorithm() {
+        assert_eq!(ASYMMETRIC.len(), 9);
+        assert!(ASYMMETRIC.iter().all(|alg| alg.family() != Family::Hmac));
+    }
+
+    #[test]
+    fn jwk_errors_name_the_member() {
+        let error = |jwk: serde_json::Value| compile_jwk("k", &jwk).err().map(|e| e.to_string()).unwrap_or_default();
+        let rsa = |extra| jwk_of("rsa.pub.pem", extra);
+        let p256 = |extra| jwk_of("p256.pub.pem", extra);
+        let cases = [
+            (
+                serde_json::json!({"kty": "RSA", "kid": "x"}),
+                "k: not a usable public key (RSA needs n and e, EC needs crv, x and y, OKP needs crv and x)",
+            ),
+            (rsa(serde_json::json!({})), "k.alg: required for RSA keys"),
+            (rsa(serde_json::json!({"alg": "RSA-OAEP"})), "k.alg: not a signature algorithm"),
+            (rsa(serde_json::json!({"alg": "rs256"})), "k.alg: not a signature algorithm"),
+            (rsa(serde_json::json!({"alg": "HS256"})), "k: key type does not fit HS256"),
+            (rsa(serde_json::json!({"alg": "RS256", "n": "a+b/"})), "k.n: not base64url"),
+            (p256(serde_json::json!({"alg": "ES384"})), "k.alg: does not fit the key's curve"),
+            (p256(serde_json::json!({"crv": "P-521"})), "k.crv: unsupported curve"),
+            (p256(serde_json::json!({"crv": "P-384"})), "k: key curve does not fit ES384"),
+            (p256(serde_json::json!({"x": "AAAA"})), "k: key curve does not fit ES256"),
+            (serde_json::json!({"kty": "OKP", "crv": "X25519", "x": "AAAA"}), "k.crv: unsupported curve"),
+            (serde_json::json!({"kty": "oct", "k": "c2VjcmV0"}), "k: symmetric (oct) keys belong in hmac_secrets"),
+            (serde_json::json!({"kty": "RSA-X"}), "k.kty: unsupported key type \"RSA-X\""),
+            (serde_json::json!({"n": "AQAB"}), "k: not a JWK: missing field `kty`"),
+            (serde_json::json!({"kty": "EC", "crv": 1}), "k: not a JWK: invalid type: integer `1`, expected a string"),
+        ];
+        for (jwk, message) in cases {
+            assert_eq!(error(jwk.clone()), format!("license-gate: config: {message}"), "{jwk}");
+        }
+        // An encryption key is left out, not refused.
+        assert!(compile_jwk("k", &rsa(serde_json::json!({"use": "enc"}))).unwrap().is_none());
+    }
+
     #[test]
     fn forgeable_keys_are_refused() {
-        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let rsa = decode_public_pem(key_file("rsa.pub.pem").as_bytes()).unwrap();
-        let (n, _) = crate::crypto::rsa_components(&rsa).unwrap();
+        let KeyMaterial::Rsa { n, .. } = decode_public_pem(key_file("rsa.pub.pem").as_bytes()).unwrap() else {
+            panic!("not an RSA key")
+        };
         let exponent_msg = "RSA public exponent must be odd and at least 3 (a forger could sign with this key)";
         for e in [&[1u8][..], &[0, 1], &[2], &[0x01, 0x00, 0x00]] {
             let jwk = serde_json::json!({"kty": "RSA", "alg": "RS256", "kid": "weak",

@@ -9,9 +9,9 @@
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
+use crate::crypto::Algorithm;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
 use crate::error::ConfigError;

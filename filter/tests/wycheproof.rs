@@ -1,9 +1,9 @@
 //! Wycheproof test vectors against license-gate's own signature verifiers.
 //!
-//! Every vector goes through `license_gate::crypto::PROVIDER.verifier_factory`,
-//! the seam the module verifies tokens with, on keys built the way the
-//! configuration builds them (`keys.rs`): PKCS#1 DER for RSA, the SEC1 point for
-//! ECDSA, the raw 32 bytes for Ed25519, the secret for HMAC.
+//! Every vector goes through `license_gate::crypto::Verifier`, what the module
+//! verifies tokens with, on key material built the way the configuration
+//! builds it (`keys.rs`): PKCS#1 DER for RSA, the SEC1 point for ECDSA, the
+//! raw 32 bytes for Ed25519, the secret for HMAC.
 //!
 //! Wycheproof's verdicts: "valid" must verify, "invalid" must be refused. For
 //! "acceptable" and for what JWS (RFC 7518) rules out, the policies asserted are:
@@ -43,11 +43,8 @@
 
 use std::fmt::Debug;
 
-use jsonwebtoken::crypto::JwtVerifier;
-use jsonwebtoken::errors::{ErrorKind, Result as JwtResult};
-use jsonwebtoken::{Algorithm, DecodingKey};
-use license_gate::crypto::PROVIDER;
 use license_gate::crypto::rsa::{MAX_BITS, MIN_BITS, RsaKey, RsaKeyError};
+use license_gate::crypto::{Algorithm, KeyError, KeyMaterial, Verifier};
 use wycheproof::{EllipticCurve, HashFunction, Mgf, TestResult};
 
 /// The verdict our verifier must give one vector.
@@ -78,12 +75,12 @@ enum Keys {
     Refused(usize),
 }
 
-fn verifier(alg: Algorithm, key: &DecodingKey) -> JwtResult<Box<dyn JwtVerifier>> {
-    (PROVIDER.verifier_factory)(&alg, key)
+fn verifier(alg: Algorithm, key: &KeyMaterial) -> Result<Verifier, KeyError> {
+    Verifier::new(alg, key)
 }
 
-fn verifies(verifier: &dyn JwtVerifier, message: &[u8], signature: &[u8]) -> bool {
-    verifier.verify(message, &signature.to_vec()).is_ok()
+fn verifies(verifier: &Verifier, message: &[u8], signature: &[u8]) -> bool {
+    verifier.verify(message, signature)
 }
 
 /// One file's counts and failures.
@@ -273,7 +270,7 @@ fn ecdsa_p1363() {
         for group in &set.test_groups {
             assert_eq!(group.key.curve, curve, "{name}: the table pairs the file with the wrong algorithm");
             assert_eq!(group.hash == hash, jws_hash, "{name}: the file's hash is not what the table says");
-            let key = DecodingKey::from_ec_der(&group.key.key);
+            let key = KeyMaterial::Ec(group.key.key.to_vec());
             let verifier = match verifier(alg, &key) {
                 Ok(v) => v,
                 Err(e) => {
@@ -289,12 +286,12 @@ fn ecdsa_p1363() {
                     tally.policy_refused += 1;
                     Expect::Refuse
                 };
-                let accepted = verifies(&*verifier, &test.msg, &test.sig);
+                let accepted = verifies(&verifier, &test.msg, &test.sig);
                 tally.check(true, alg, test.tc_id, &test.comment, &test.flags, test.result, expect, accepted);
                 // High-S policy: the twin of every valid signature verifies too.
                 if jws_hash && test.result == TestResult::Valid {
                     let twin = high_s_twin(&test.sig, &order);
-                    let accepted = verifies(&*verifier, &test.msg, &twin);
+                    let accepted = verifies(&verifier, &test.msg, &twin);
                     tally.extra += 1;
                     let comment = format!("{} [its (r, n - s) twin]", test.comment);
                     tally.check(false, alg, test.tc_id, &comment, &test.flags, test.result, Expect::Accept, accepted);
@@ -318,10 +315,10 @@ fn rsa_verifier(
     alg: Algorithm,
     group: (&[u8], &[u8], &[u8], usize),
     tc_ids: &[usize],
-) -> Option<Box<dyn JwtVerifier>> {
+) -> Option<Verifier> {
     let (asn, n, e, key_size) = group;
-    let from_der = verifier(alg, &DecodingKey::from_rsa_der(asn));
-    let from_components = verifier(alg, &DecodingKey::from_rsa_raw_components(n, e));
+    let from_der = verifier(alg, &KeyMaterial::rsa_from_pkcs1_der(asn).unwrap());
+    let from_components = verifier(alg, &KeyMaterial::Rsa { n: n.to_vec(), e: e.to_vec() });
     let direct = RsaKey::new(n, e).map(|k| k.bits());
     let ids = format!("{}..={}", tc_ids.first().unwrap_or(&0), tc_ids.last().unwrap_or(&0));
     match (keys, from_der) {
@@ -337,13 +334,12 @@ fn rsa_verifier(
         (Keys::Refused(bits), Err(err)) => {
             let reason = if bits > MAX_BITS { RsaKeyError::TooLong(bits) } else { RsaKeyError::TooShort(bits) };
             assert!(!(MIN_BITS..=MAX_BITS).contains(&bits), "the table expects a usable size to be refused");
-            let expected = reason.to_string();
-            let is_reason = |k: &ErrorKind| matches!(k, ErrorKind::InvalidRsaKey(m) if *m == expected);
-            if key_size != bits || direct != Err(reason.clone()) || !is_reason(err.kind()) {
+            let is_reason = |k: &KeyError| matches!(k, KeyError::Rsa(r) if *r == reason);
+            if key_size != bits || direct != Err(reason.clone()) || !is_reason(&err) {
                 tally.fail(format!("key of tcId {ids} ({key_size} bits): refused with {err:?}, expected {reason:?}"));
             }
             match &from_components {
-                Err(e) if is_reason(e.kind()) => {}
+                Err(e) if is_reason(e) => {}
                 other => tally.fail(format!("key of tcId {ids}: (n, e) gave {:?}", other.as_ref().err())),
             }
             tally.keys_refused.push((ids, tc_ids.len(), format!("{err}")));
@@ -406,7 +402,7 @@ fn rsa_pkcs1_v15() {
             let Some(verifier) = rsa_verifier(&mut tally, keys, alg, key, &tc_ids) else { continue };
             for test in &group.tests {
                 let expect = Expect::from_wycheproof(test.result, PKCS1_ACCEPTABLE);
-                let accepted = verifies(&*verifier, &test.msg, &test.sig);
+                let accepted = verifies(&verifier, &test.msg, &test.sig);
                 tally.check(true, alg, test.tc_id, &test.comment, &test.flags, test.result, expect, accepted);
             }
         }
@@ -503,14 +499,14 @@ fn rsa_pss() {
                     tally.policy_refused += 1;
                     Expect::Refuse
                 };
-                for (i, verifier) in verifiers.iter().enumerate() {
-                    let accepted = verifies(&**verifier, &test.msg, &test.sig);
+                // Every algorithm's verifier was built (checked above), in order.
+                for (i, (alg, verifier)) in algs.iter().zip(&verifiers).enumerate() {
+                    let accepted = verifies(verifier, &test.msg, &test.sig);
                     let comment = format!(
                         "{} [{:?}, MGF1 {:?}, salt {}]",
                         test.comment, group.hash, group.mgf_hash, group.salt_size
                     );
-                    let alg = verifier.algorithm();
-                    tally.check(i == 0, alg, test.tc_id, &comment, &test.flags, test.result, expect, accepted);
+                    tally.check(i == 0, *alg, test.tc_id, &comment, &test.flags, test.result, expect, accepted);
                 }
             }
         }
@@ -544,7 +540,7 @@ fn ed25519() {
         let mut tally = Tally::new(name, set.number_of_tests);
         for group in &set.test_groups {
             assert_eq!(group.key.curve, wycheproof::EdwardsCurve::Ed25519, "{name}");
-            let verifier = match verifier(Algorithm::EdDSA, &DecodingKey::from_ed_der(&group.key.pk)) {
+            let verifier = match verifier(Algorithm::EdDSA, &KeyMaterial::Ed(group.key.pk.to_vec())) {
                 Ok(v) => v,
                 Err(e) => {
                     let ids: Vec<_> = group.tests.iter().map(|t| t.tc_id).collect();
@@ -554,7 +550,7 @@ fn ed25519() {
             };
             for test in &group.tests {
                 let expect = Expect::from_wycheproof(test.result, EDDSA_ACCEPTABLE);
-                let accepted = verifies(&*verifier, &test.msg, &test.sig);
+                let accepted = verifies(&verifier, &test.msg, &test.sig);
                 let alg = Algorithm::EdDSA;
                 tally.check(true, alg, test.tc_id, &test.comment, &test.flags, test.result, expect, accepted);
             }
@@ -596,14 +592,14 @@ fn hmac() {
             truncated_groups += usize::from(!full);
             for test in &group.tests {
                 // The key is per vector: one verifier each, as one configured secret.
-                let verifier = verifier(alg, &DecodingKey::from_secret(&test.key)).unwrap();
+                let verifier = verifier(alg, &KeyMaterial::Secret(test.key.to_vec())).unwrap();
                 let expect = if full {
                     Expect::from_wycheproof(test.result, HMAC_ACCEPTABLE)
                 } else {
                     tally.policy_refused += 1;
                     Expect::Refuse
                 };
-                let accepted = verifies(&*verifier, &test.msg, &test.tag);
+                let accepted = verifies(&verifier, &test.msg, &test.tag);
                 let comment = format!("{} [key {} bits, tag {} bits]", test.comment, group.key_size, group.tag_size);
                 tally.check(true, alg, test.tc_id, &comment, &test.flags, test.result, expect, accepted);
             }

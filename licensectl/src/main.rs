@@ -658,7 +658,7 @@ fn jwks(args: &JwksArgs) -> Result<ExitCode, String> {
     }
     let json = document.to_json()?;
     // The document as keys.remote reads it: every key usable.
-    let set = license_gate::keys::KeySet::from_jwks_document(json.as_bytes(), &license_gate::keys::ASYMMETRIC)
+    let set = license_gate::keys::KeySet::from_jwks_document(json.as_bytes(), license_gate::keys::ASYMMETRIC)
         .map_err(|e| format!("license-gate would refuse this JWKS: {e}"))?;
     if set.len() != document.keys.len() {
         return Err("license-gate would leave keys of this JWKS out".into());

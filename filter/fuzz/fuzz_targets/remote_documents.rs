@@ -15,7 +15,7 @@ thread_local! {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(set) = KeySet::from_jwks_document(data, &ASYMMETRIC) {
+    if let Ok(set) = KeySet::from_jwks_document(data, ASYMMETRIC) {
         assert!(!set.is_empty(), "an accepted JWKS has a usable key");
     }
     CONFIG.with(|config| {

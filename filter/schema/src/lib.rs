@@ -32,6 +32,29 @@ pub struct RawJwksDocument {
     pub keys: Vec<serde_json::Value>,
 }
 
+/// A JWK as license-gate reads it (RFC 7517 §4, RFC 7518 §6, RFC 8037 §2):
+/// the members of the key types it verifies with. Other members (`x5c`,
+/// `key_ops`, `k`, …) are ignored, as a JWKS may carry them.
+#[derive(Deserialize)]
+pub struct RawJwk {
+    pub kty: String,
+    #[serde(rename = "use")]
+    pub public_key_use: Option<String>,
+    pub alg: Option<String>,
+    pub kid: Option<String>,
+    pub crv: Option<String>,
+    pub x: Option<String>,
+    pub y: Option<String>,
+    pub n: Option<String>,
+    pub e: Option<String>,
+}
+
+/// Reads one key of a JWKS (see [`parse`] for why not inlined).
+#[inline(never)]
+pub fn parse_jwk(value: &serde_json::Value) -> Result<RawJwk, serde_json::Error> {
+    RawJwk::deserialize(value)
+}
+
 /// Parses a fetched JWKS document (see [`parse`] for why not inlined).
 #[inline(never)]
 pub fn parse_jwks_document(bytes: &[u8]) -> Result<RawJwksDocument, serde_json::Error> {

@@ -16,7 +16,7 @@
 
 use std::sync::OnceLock;
 
-use curve25519_dalek::constants::{ED25519_BASEPOINT_COMPRESSED, ED25519_BASEPOINT_POINT};
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsBasepointTable, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::BasepointTable;
@@ -28,15 +28,6 @@ fn basepoint_table() -> &'static EdwardsBasepointTable {
     static TABLE: OnceLock<EdwardsBasepointTable> = OnceLock::new();
     TABLE.get_or_init(|| EdwardsBasepointTable::create(&ED25519_BASEPOINT_POINT))
 }
-
-/// A signature that passes every check before the tables are used and
-/// verifies nothing (R = B, s = 0): `crypto::prepare` builds the tables with it.
-pub const PREPARE_SIGNATURE: [u8; 64] = {
-    let mut signature = [0u8; 64];
-    let (r, _) = signature.split_at_mut(32);
-    r.copy_from_slice(&ED25519_BASEPOINT_COMPRESSED.0);
-    signature
-};
 
 /// An Ed25519 public key, with its table built on first use (or by
 /// [`Ed25519Key::prepare`]).
@@ -188,11 +179,15 @@ mod tests {
     }
 
     #[test]
-    fn the_prepare_signature_builds_the_table_and_verifies_nothing() {
-        let key = Ed25519Key::new(&signing_key(3).verifying_key());
+    fn prepare_builds_the_table_and_a_first_signature_would_have() {
+        let signer = signing_key(3);
+        let key = Ed25519Key::new(&signer.verifying_key());
         assert!(key.table.get().is_none());
-        assert!(!key.verify(b"license-gate: prepare", &PREPARE_SIGNATURE));
+        key.prepare();
         assert!(key.table.get().is_some());
+        let lazy = Ed25519Key::new(&signer.verifying_key());
+        assert!(lazy.verify(b"m", &signer.sign(b"m").to_bytes()));
+        assert!(lazy.table.get().is_some());
     }
 
     #[test]

@@ -1,6 +1,4 @@
-//! The signature verifiers, plugged into jsonwebtoken's `CryptoProvider`
-//! seam. license-gate only verifies: jsonwebtoken parses keys (JWK, PEM) and
-//! this provider turns them into verifiers, built once per configured key.
+//! The signature verifiers, one per configured key, built once.
 //!
 //! - RS*/PS*: [`rsa`], on crypto-bigint (the `rsa` crate was the bottleneck);
 //! - ES256/ES384: [`ecdsa`], RustCrypto's `p256`/`p384` group arithmetic with
@@ -9,72 +7,245 @@
 //!   tables, `ed25519-dalek`'s strict verdicts (no malleable signatures);
 //! - HS*: RustCrypto's `hmac`, constant-time comparison.
 //!
-//! Not linking jsonwebtoken's own `rust_crypto` provider keeps the `rsa` crate
-//! and its big integers out of the module.
+//! Keys arrive as [`KeyMaterial`] (read from a JWK or a PEM block by
+//! `keys.rs`); [`Verifier::new`] checks that the material is a usable key
+//! of the algorithm's family. No JWT library is involved: the module only
+//! verifies, and jsonwebtoken's key types and provider seam were about 40 KB
+//! of the module (issue 13, BENCHMARKS.md).
 
 pub mod ecdsa;
 pub mod eddsa;
 pub mod rsa;
 
+use std::fmt;
+use std::str::FromStr;
+
 use hmac::{Hmac, Mac};
-use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
-use jsonwebtoken::errors::{ErrorKind, Result};
-use jsonwebtoken::signature::{Error as SignatureError, Verifier};
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, EncodingKey};
-use pkcs1::der::Decode;
 use sha2::{Sha256, Sha384, Sha512};
 
 use self::ecdsa::EcdsaKey;
 use self::eddsa::Ed25519Key;
 use self::rsa::{RsaKey, RsaVerifier};
 
-/// The provider license-gate verifies with.
-pub static PROVIDER: CryptoProvider =
-    CryptoProvider { signer_factory: no_signing, verifier_factory, key_utils: KeyUtils::new_unimplemented() };
-
-fn no_signing(_: &Algorithm, _: &EncodingKey) -> Result<Box<dyn JwtSigner>> {
-    Err(ErrorKind::InvalidAlgorithm.into())
+/// A JWS signature algorithm license-gate verifies (RFC 7518 §3.1, RFC 8037).
+/// `none` is not one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    HS256,
+    HS384,
+    HS512,
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
 }
 
-fn verifier_factory(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
-    if key.family() != alg.family() {
-        return Err(ErrorKind::InvalidKeyFormat.into());
+/// The kind of key an algorithm verifies with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Hmac,
+    Rsa,
+    Ec,
+    Ed,
+}
+
+impl Algorithm {
+    /// Every algorithm, HMAC first (`keys::ASYMMETRIC` is the rest).
+    pub const ALL: [Algorithm; 12] = [
+        Algorithm::HS256,
+        Algorithm::HS384,
+        Algorithm::HS512,
+        Algorithm::RS256,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+        Algorithm::PS512,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ];
+
+    /// The name a JWS header and a JWK carry.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::HS256 => "HS256",
+            Algorithm::HS384 => "HS384",
+            Algorithm::HS512 => "HS512",
+            Algorithm::RS256 => "RS256",
+            Algorithm::RS384 => "RS384",
+            Algorithm::RS512 => "RS512",
+            Algorithm::PS256 => "PS256",
+            Algorithm::PS384 => "PS384",
+            Algorithm::PS512 => "PS512",
+            Algorithm::ES256 => "ES256",
+            Algorithm::ES384 => "ES384",
+            Algorithm::EdDSA => "EdDSA",
+        }
     }
-    let alg = *alg;
-    Ok(match alg.family() {
-        AlgorithmFamily::Rsa => {
-            let (n, e) = rsa_components(key).ok_or(ErrorKind::InvalidRsaKey(String::new()))?;
-            let key = RsaKey::new(&n, &e).map_err(|e| ErrorKind::InvalidRsaKey(e.to_string()))?;
-            Box::new(RsaVerifier::new(alg, key).ok_or(ErrorKind::InvalidAlgorithm)?)
+
+    pub fn family(self) -> Family {
+        match self {
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => Family::Hmac,
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => Family::Rsa,
+            Algorithm::ES256 | Algorithm::ES384 => Family::Ec,
+            Algorithm::EdDSA => Family::Ed,
         }
-        AlgorithmFamily::Ec => {
-            let point = key.try_get_as_bytes()?;
-            let verifier = match alg {
-                Algorithm::ES256 => Ecdsa::P256(EcdsaKey::new(
-                    *p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
-                        .map_err(|_| ErrorKind::InvalidEcdsaKey)?
-                        .as_affine(),
-                )),
-                _ => Ecdsa::P384(EcdsaKey::new(
-                    *p384::ecdsa::VerifyingKey::from_sec1_bytes(point)
-                        .map_err(|_| ErrorKind::InvalidEcdsaKey)?
-                        .as_affine(),
-                )),
-            };
-            Box::new(Asymmetric { alg, verifier })
+    }
+}
+
+/// Not an algorithm license-gate verifies with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownAlgorithm;
+
+impl FromStr for Algorithm {
+    type Err = UnknownAlgorithm;
+
+    /// Exactly the registered name: JWS algorithm names are case-sensitive.
+    fn from_str(name: &str) -> Result<Algorithm, UnknownAlgorithm> {
+        Algorithm::ALL.into_iter().find(|alg| alg.name() == name).ok_or(UnknownAlgorithm)
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A key as a JWK or a PEM block gives it, not yet checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyMaterial {
+    /// Modulus and public exponent, big-endian.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// A SEC1 point (uncompressed: 0x04 || x || y).
+    Ec(Vec<u8>),
+    /// The 32-byte encoding of an Ed25519 public key.
+    Ed(Vec<u8>),
+    /// An HMAC secret.
+    Secret(Vec<u8>),
+}
+
+impl KeyMaterial {
+    /// From a PKCS#1 `RSAPublicKey` (DER).
+    pub fn rsa_from_pkcs1_der(der: &[u8]) -> Result<KeyMaterial, String> {
+        use pkcs1::der::Decode;
+        let key = pkcs1::RsaPublicKey::from_der(der).map_err(|e| e.to_string())?;
+        Ok(KeyMaterial::Rsa { n: key.modulus.as_bytes().to_vec(), e: key.public_exponent.as_bytes().to_vec() })
+    }
+
+    pub fn family(&self) -> Family {
+        match self {
+            KeyMaterial::Rsa { .. } => Family::Rsa,
+            KeyMaterial::Ec(_) => Family::Ec,
+            KeyMaterial::Ed(_) => Family::Ed,
+            KeyMaterial::Secret(_) => Family::Hmac,
         }
-        AlgorithmFamily::Ed => {
-            let key = ed25519_key(key.try_get_as_bytes()?).map_err(|_| ErrorKind::InvalidEddsaKey)?;
-            Box::new(Asymmetric { alg, verifier: Ecdsa::Ed25519(Ed25519Key::new(&key)) })
+    }
+}
+
+/// Why key material cannot verify for an algorithm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    /// The material is of another family than the algorithm.
+    WrongFamily,
+    /// An EC point of another size than the algorithm's curve.
+    WrongCurve,
+    Rsa(rsa::RsaKeyError),
+    /// Not a point of the algorithm's curve.
+    NotOnCurve,
+    Ed25519(&'static str),
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::WrongFamily => f.write_str("key type does not fit the algorithm"),
+            KeyError::WrongCurve => f.write_str("key curve does not fit the algorithm"),
+            KeyError::Rsa(e) => e.fmt(f),
+            KeyError::NotOnCurve => f.write_str("not a point of the curve"),
+            KeyError::Ed25519(e) => f.write_str(e),
         }
-        AlgorithmFamily::Hmac => Box::new(HmacVerifier { alg, secret: key.try_get_as_bytes()?.to_vec() }),
-    })
+    }
+}
+
+/// One key, ready to verify signatures of exactly one algorithm.
+pub enum Verifier {
+    Rsa(RsaVerifier),
+    P256(EcdsaKey<p256::NistP256>),
+    P384(EcdsaKey<p384::NistP384>),
+    Ed25519(Ed25519Key),
+    Hmac { alg: Algorithm, secret: Vec<u8> },
+}
+
+impl Verifier {
+    /// Checks the key and prepares what every signature would need (RSA's
+    /// Montgomery parameters, decoded points); tables are built lazily or
+    /// by [`Verifier::prepare`].
+    pub fn new(alg: Algorithm, material: &KeyMaterial) -> Result<Verifier, KeyError> {
+        if material.family() != alg.family() {
+            return Err(KeyError::WrongFamily);
+        }
+        Ok(match (alg, material) {
+            (_, KeyMaterial::Rsa { n, e }) => {
+                let key = RsaKey::new(n, e).map_err(KeyError::Rsa)?;
+                Verifier::Rsa(RsaVerifier::new(alg, key).ok_or(KeyError::WrongFamily)?)
+            }
+            // An uncompressed SEC1 point: 1 + 2 * 32 bytes on P-256, 1 + 2 * 48 on P-384.
+            (Algorithm::ES256, KeyMaterial::Ec(point)) if point.len() == 65 => Verifier::P256(EcdsaKey::new(
+                *p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| KeyError::NotOnCurve)?.as_affine(),
+            )),
+            (Algorithm::ES384, KeyMaterial::Ec(point)) if point.len() == 97 => Verifier::P384(EcdsaKey::new(
+                *p384::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| KeyError::NotOnCurve)?.as_affine(),
+            )),
+            (_, KeyMaterial::Ec(_)) => return Err(KeyError::WrongCurve),
+            (_, KeyMaterial::Ed(bytes)) => {
+                Verifier::Ed25519(Ed25519Key::new(&ed25519_key(bytes).map_err(KeyError::Ed25519)?))
+            }
+            (_, KeyMaterial::Secret(secret)) => Verifier::Hmac { alg, secret: secret.clone() },
+        })
+    }
+
+    /// Checks `signature` over `message` (JWS: `base64(header).base64(payload)`).
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match self {
+            Verifier::Rsa(key) => key.verify(message, signature),
+            // JWS carries ECDSA signatures as fixed-width r || s (RFC 7518 §3.4).
+            Verifier::P256(key) => key.verify(message, signature),
+            Verifier::P384(key) => key.verify(message, signature),
+            Verifier::Ed25519(key) => key.verify(message, signature),
+            Verifier::Hmac { alg, secret } => hmac_verifies(*alg, secret, message, signature),
+        }
+    }
+
+    /// Precomputation a verifier would otherwise do on its first signature
+    /// (the ECDSA and Ed25519 fixed-base tables), done now: for the
+    /// configuration's inline keys, in `on_configure`, so that no client
+    /// request pays for it.
+    pub fn prepare(&self) {
+        match self {
+            Verifier::P256(key) => key.prepare(),
+            Verifier::P384(key) => key.prepare(),
+            Verifier::Ed25519(key) => key.prepare(),
+            Verifier::Rsa(_) | Verifier::Hmac { .. } => {}
+        }
+    }
 }
 
 /// An Ed25519 public key a forger cannot exploit: a valid encoding of a
 /// curve point that is not of small order (with such a key one signature
 /// verifies for many messages).
-pub fn ed25519_key(bytes: &[u8]) -> std::result::Result<ed25519_dalek::VerifyingKey, &'static str> {
+pub fn ed25519_key(bytes: &[u8]) -> Result<ed25519_dalek::VerifyingKey, &'static str> {
     let bytes: [u8; 32] = bytes.try_into().map_err(|_| "an Ed25519 public key is 32 bytes")?;
     let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| "not an Ed25519 public key")?;
     if key.is_weak() {
@@ -83,96 +254,43 @@ pub fn ed25519_key(bytes: &[u8]) -> std::result::Result<ed25519_dalek::Verifying
     Ok(key)
 }
 
-/// An RSA key's modulus and public exponent, big-endian.
-pub fn rsa_components(key: &DecodingKey) -> Option<(Vec<u8>, Vec<u8>)> {
-    match key.kind() {
-        DecodingKeyKind::SecretOrDer(der) => {
-            let parsed = pkcs1::RsaPublicKey::from_der(der).ok()?;
-            Some((parsed.modulus.as_bytes().to_vec(), parsed.public_exponent.as_bytes().to_vec()))
-        }
-        DecodingKeyKind::RsaModulusExponent { n, e } => Some((n.clone(), e.clone())),
+fn hmac_verifies(alg: Algorithm, secret: &[u8], message: &[u8], tag: &[u8]) -> bool {
+    fn check<M: Mac + hmac::digest::KeyInit>(secret: &[u8], message: &[u8], tag: &[u8]) -> bool {
+        <M as Mac>::new_from_slice(secret).map(|m| m.chain_update(message).verify_slice(tag).is_ok()).unwrap_or(false)
+    }
+    match alg {
+        Algorithm::HS256 => check::<Hmac<Sha256>>(secret, message, tag),
+        Algorithm::HS384 => check::<Hmac<Sha384>>(secret, message, tag),
+        Algorithm::HS512 => check::<Hmac<Sha512>>(secret, message, tag),
+        _ => false,
     }
 }
 
-/// Precomputation a verifier would otherwise do on its first signature
-/// (the ECDSA and Ed25519 fixed-base tables), done now: for the configuration's inline
-/// keys, in `on_configure`, so that no client request pays for it.
-/// jsonwebtoken's verifier trait has no such hook, so a signature that
-/// passes the range checks (r = s = 1) and verifies nothing stands in.
-pub fn prepare(alg: Algorithm, verifier: &dyn JwtVerifier) {
-    let signature = match alg {
-        Algorithm::ES256 => ecdsa_prepare_signature(32),
-        Algorithm::ES384 => ecdsa_prepare_signature(48),
-        Algorithm::EdDSA => eddsa::PREPARE_SIGNATURE.to_vec(),
-        _ => return,
-    };
-    let _ = verifier.verify(b"license-gate: prepare", &signature);
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// r = s = 1.
-fn ecdsa_prepare_signature(width: usize) -> Vec<u8> {
-    let mut signature = vec![0u8; 2 * width];
-    for at in [width - 1, 2 * width - 1] {
-        if let Some(byte) = signature.get_mut(at) {
-            *byte = 1;
+    #[test]
+    fn algorithm_names_round_trip_and_are_case_sensitive() {
+        for alg in Algorithm::ALL {
+            assert_eq!(alg.name().parse::<Algorithm>(), Ok(alg));
+            assert_eq!(format!("{alg:?}"), alg.name(), "messages print the registered name");
+        }
+        for name in ["none", "None", "rs256", "HS256 ", "ES512", "RSA-OAEP", ""] {
+            assert_eq!(name.parse::<Algorithm>(), Err(UnknownAlgorithm), "{name}");
         }
     }
-    signature
-}
 
-/// Elliptic-curve public keys (ECDSA and Ed25519).
-enum Ecdsa {
-    P256(EcdsaKey<p256::NistP256>),
-    P384(EcdsaKey<p384::NistP384>),
-    Ed25519(Ed25519Key),
-}
-
-struct Asymmetric {
-    alg: Algorithm,
-    verifier: Ecdsa,
-}
-
-impl Verifier<Vec<u8>> for Asymmetric {
-    fn verify(&self, message: &[u8], signature: &Vec<u8>) -> std::result::Result<(), SignatureError> {
-        // JWS carries ECDSA signatures as fixed-width r || s (RFC 7518 §3.4).
-        match &self.verifier {
-            Ecdsa::P256(key) => key.verify(message, signature).then_some(()).ok_or_else(SignatureError::new),
-            Ecdsa::P384(key) => key.verify(message, signature).then_some(()).ok_or_else(SignatureError::new),
-            Ecdsa::Ed25519(key) => key.verify(message, signature).then_some(()).ok_or_else(SignatureError::new),
-        }
-    }
-}
-
-impl JwtVerifier for Asymmetric {
-    fn algorithm(&self) -> Algorithm {
-        self.alg
-    }
-}
-
-struct HmacVerifier {
-    alg: Algorithm,
-    secret: Vec<u8>,
-}
-
-impl Verifier<Vec<u8>> for HmacVerifier {
-    fn verify(&self, message: &[u8], signature: &Vec<u8>) -> std::result::Result<(), SignatureError> {
-        fn check<M: Mac + hmac::digest::KeyInit>(secret: &[u8], message: &[u8], tag: &[u8]) -> bool {
-            <M as Mac>::new_from_slice(secret)
-                .map(|m| m.chain_update(message).verify_slice(tag).is_ok())
-                .unwrap_or(false)
-        }
-        let ok = match self.alg {
-            Algorithm::HS256 => check::<Hmac<Sha256>>(&self.secret, message, signature),
-            Algorithm::HS384 => check::<Hmac<Sha384>>(&self.secret, message, signature),
-            Algorithm::HS512 => check::<Hmac<Sha512>>(&self.secret, message, signature),
-            _ => false,
-        };
-        if ok { Ok(()) } else { Err(SignatureError::new()) }
-    }
-}
-
-impl JwtVerifier for HmacVerifier {
-    fn algorithm(&self) -> Algorithm {
-        self.alg
+    #[test]
+    fn material_must_fit_the_algorithm() {
+        let secret = KeyMaterial::Secret(vec![7; 32]);
+        assert!(matches!(Verifier::new(Algorithm::RS256, &secret), Err(KeyError::WrongFamily)));
+        let ec = KeyMaterial::Ec(vec![4; 65]);
+        assert!(matches!(Verifier::new(Algorithm::ES384, &ec), Err(KeyError::WrongCurve)));
+        assert!(matches!(Verifier::new(Algorithm::ES256, &ec), Err(KeyError::NotOnCurve)));
+        let hmac = Verifier::new(Algorithm::HS256, &secret).map_err(|e| e.to_string()).unwrap();
+        let tag = <Hmac<Sha256> as Mac>::new_from_slice(&[7; 32]).unwrap().chain_update(b"m").finalize().into_bytes();
+        assert!(hmac.verify(b"m", &tag));
+        assert!(!hmac.verify(b"n", &tag));
     }
 }

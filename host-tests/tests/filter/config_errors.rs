@@ -130,7 +130,7 @@ fn bad_configs_are_refused_with_one_line_naming_the_field() {
         (
             "EC JWK off the curve",
             with(config(), &["keys", "jwks"], json!({"keys": [ec_jwk_bad_x]})),
-            "license-gate: config: keys.jwks.keys[0]: unusable key for ES256: InvalidEcdsaKey",
+            "license-gate: config: keys.jwks.keys[0]: unusable key for ES256: not a point of its curve",
         ),
         (
             "oct JWK",
