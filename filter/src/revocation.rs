@@ -79,15 +79,16 @@ impl RevocationList {
     /// What the fetcher compares: the revoked ids, not the issue time (a
     /// re-issued but equal list keeps its generation and the cache).
     pub fn validated(&self) -> Validated {
-        let mut entries: Vec<(&String, &Option<u64>)> = self.ids.iter().collect();
+        // One part per entry (`fingerprint` length-prefixes each part, so
+        // id || exp reads back one way only), in sorted order: equal sets,
+        // equal fingerprints, whatever the order of the document. Sorted as
+        // byte strings, as `keys.rs` sorts a JWKS's keys: one copy of the
+        // standard library's sort in the module.
+        let mut entries: Vec<Vec<u8>> =
+            self.ids.iter().map(|(id, exp)| [id.as_bytes(), &exp.unwrap_or(u64::MAX).to_le_bytes()].concat()).collect();
         entries.sort();
-        let mut bytes = Vec::new();
-        for (id, exp) in entries {
-            bytes.extend_from_slice(id.as_bytes());
-            bytes.push(0);
-            bytes.extend_from_slice(&exp.unwrap_or(u64::MAX).to_le_bytes());
-        }
-        Validated { fingerprint: fingerprint(&[&bytes]), issued_at: self.issued_at }
+        let parts: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
+        Validated { fingerprint: fingerprint(&parts), issued_at: self.issued_at }
     }
 }
 
