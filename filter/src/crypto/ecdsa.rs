@@ -5,8 +5,9 @@
 //! constant-time table scan per 4-bit window, tables rebuilt on every call.
 //! Verification handles only public data, so it may be variable-time, and
 //! both points are fixed: G forever, Q for as long as the configuration
-//! lives. Tables of `d·2^(5w)·P` turn each multiplication into about one
-//! addition per window, no doubling at all.
+//! lives. Tables of `d·2^(bw)·P` for signed digits `d` (a negative digit
+//! subtracts its point: negation is one field negation) turn each
+//! multiplication into one addition per window of `b` bits, no doubling.
 //!
 //! The group arithmetic (field, point addition, normalisation, scalar
 //! inversion) is the curve crate's; this file only chooses which points to
@@ -28,60 +29,75 @@ use elliptic_curve::point::AffineCoordinates;
 use elliptic_curve::{AffinePoint, CurveArithmetic, PrimeCurve, PrimeField, ProjectivePoint, Scalar};
 use sha2::Digest;
 
-/// Bits per window, chosen by measurement: 5 gives a P-256 table of 52 × 31
-/// points (150 KB) and 52 additions per multiplication.
-const WINDOW_BITS: usize = 5;
-const DIGITS: usize = (1 << WINDOW_BITS) - 1;
-
 /// The curves this verifier is built for, with the hash JWS pairs them with.
 pub trait JwsCurve: PrimeCurve + CurveArithmetic
 where
     SignatureSize<Self>: ArrayLength<u8>,
 {
     type Hash: Digest;
+    /// Window bits of the generator's table (one per VM) and of a key's
+    /// (one per key): each window costs one addition per signature, each
+    /// bit more doubles a window's points.
+    const GENERATOR_WINDOW: usize;
+    const KEY_WINDOW: usize;
     /// The generator's table, built once per VM on first use.
     fn generator_table() -> &'static FixedBase<Self>;
 }
 
+/// P-256: 37 additions for G (2,368 points, 227 KB per VM) and 43 for the
+/// key (1,376 points, 132 KB per key); 104 with the unsigned 5-bit tables
+/// before (issue 13, BENCHMARKS.md).
 impl JwsCurve for p256::NistP256 {
     type Hash = sha2::Sha256;
+    const GENERATOR_WINDOW: usize = 7;
+    const KEY_WINDOW: usize = 6;
     fn generator_table() -> &'static FixedBase<Self> {
         static TABLE: OnceLock<FixedBase<p256::NistP256>> = OnceLock::new();
-        TABLE.get_or_init(|| FixedBase::new(p256::ProjectivePoint::GENERATOR))
+        TABLE.get_or_init(|| FixedBase::new(p256::ProjectivePoint::GENERATOR, Self::GENERATOR_WINDOW))
     }
 }
 
+/// P-384: 65 additions per table (2,080 points, 300 KB each).
 impl JwsCurve for p384::NistP384 {
     type Hash = sha2::Sha384;
+    const GENERATOR_WINDOW: usize = 6;
+    const KEY_WINDOW: usize = 6;
     fn generator_table() -> &'static FixedBase<Self> {
         static TABLE: OnceLock<FixedBase<p384::NistP384>> = OnceLock::new();
-        TABLE.get_or_init(|| FixedBase::new(p384::ProjectivePoint::GENERATOR))
+        TABLE.get_or_init(|| FixedBase::new(p384::ProjectivePoint::GENERATOR, Self::GENERATOR_WINDOW))
     }
 }
 
-/// `table[w * DIGITS + d - 1] = d · 2^(5w) · P`, for every window `w` of a
-/// scalar and every non-zero digit `d`.
+/// `table[w * half + d - 1] = d · 2^(bits·w) · P` for every window `w` and
+/// every digit `d` in `1..=half` (`half = 2^(bits-1)`). A scalar is recoded
+/// into signed digits `-half < d <= half`, so a table holds half the points
+/// an unsigned one of the same window would.
 pub struct FixedBase<C: CurveArithmetic> {
+    bits: usize,
     // Projective: p256 0.13 offers no batch normalisation, and one inversion
     // per point would cost more to build than mixed additions ever save.
     table: Vec<ProjectivePoint<C>>,
 }
 
 impl<C: PrimeCurve + CurveArithmetic> FixedBase<C> {
-    fn new(point: ProjectivePoint<C>) -> Self {
-        let windows = (Scalar::<C>::NUM_BITS as usize).div_ceil(WINDOW_BITS);
-        let mut table = Vec::with_capacity(windows * DIGITS);
+    fn new(point: ProjectivePoint<C>, bits: usize) -> Self {
+        let half = 1usize << (bits - 1);
+        // Windows up to bit NUM_BITS included: the top window of a scalar
+        // below 2^NUM_BITS is then at most half, and no carry leaves it.
+        let windows = (Scalar::<C>::NUM_BITS as usize + 1).div_ceil(bits);
+        let mut table = Vec::with_capacity(windows * half);
         let mut base = point;
         for _ in 0..windows {
             let mut multiple = base;
-            for _ in 0..DIGITS {
+            for _ in 1..half {
                 table.push(multiple);
                 multiple += base;
             }
-            // `multiple` is now 2^5 · base: the next window's base.
-            base = multiple;
+            table.push(multiple);
+            // `multiple` is half · base: the next window's base is twice it.
+            base = multiple.double();
         }
-        FixedBase { table }
+        FixedBase { bits, table }
     }
 
     /// `k · P`, variable-time (k is public: it comes from the signature).
@@ -90,11 +106,21 @@ impl<C: PrimeCurve + CurveArithmetic> FixedBase<C> {
         let bytes = repr.as_ref(); // big-endian
         let bit =
             |i: usize| bytes.len().checked_sub(1 + i / 8).and_then(|b| bytes.get(b)).map_or(0, |b| (b >> (i % 8)) & 1);
+        let half = 1usize << (self.bits - 1);
         let mut acc = ProjectivePoint::<C>::identity();
-        for (window, points) in self.table.chunks(DIGITS).enumerate() {
-            let digit = (0..WINDOW_BITS).fold(0usize, |d, j| d | usize::from(bit(window * WINDOW_BITS + j)) << j);
-            if let Some(point) = digit.checked_sub(1).and_then(|i| points.get(i)) {
-                acc += point;
+        let mut carry = 0;
+        for (window, points) in self.table.chunks(half).enumerate() {
+            let value = (0..self.bits).fold(carry, |v, j| v + (usize::from(bit(window * self.bits + j)) << j));
+            // value - 2^bits when above half: a negative digit, and a carry
+            // of 2^bits into the next window.
+            carry = usize::from(value > half);
+            let magnitude = if carry == 1 { (1 << self.bits) - value } else { value };
+            if let Some(point) = magnitude.checked_sub(1).and_then(|i| points.get(i)) {
+                if carry == 1 {
+                    acc -= point;
+                } else {
+                    acc += point;
+                }
             }
         }
         acc
@@ -123,7 +149,11 @@ where
     /// P-256) instead of on the first request that names the key.
     pub fn prepare(&self) {
         let _ = C::generator_table();
-        let _ = self.table.get_or_init(|| FixedBase::new(self.point));
+        let _ = self.table();
+    }
+
+    fn table(&self) -> &FixedBase<C> {
+        self.table.get_or_init(|| FixedBase::new(self.point, C::KEY_WINDOW))
     }
 
     /// Verifies a JWS signature: fixed-width `r || s` over `SHA-x(message)`.
@@ -138,8 +168,7 @@ where
         let (r, s) = signature.split_scalars();
         let s_inv = *s.invert_vartime();
         let (u1, u2) = (z * s_inv, *r * s_inv);
-        let table = self.table.get_or_init(|| FixedBase::new(self.point));
-        let sum = C::generator_table().mul(&u1) + table.mul(&u2);
+        let sum = C::generator_table().mul(&u1) + self.table().mul(&u2);
         // The identity's affine x is zero, never equal to a non-zero r.
         let x = sum.to_affine().x();
         <Scalar<C> as Reduce<C::Uint>>::reduce_bytes(&x) == *r
@@ -170,18 +199,35 @@ mod tests {
             .collect()
     }
 
+    /// Scalars whose windows carry into the next one: all ones, runs of
+    /// ones ending at a window's top, n - 1, and powers of two.
+    fn carry_scalars<C: CurveArithmetic>() -> Vec<Scalar<C>> {
+        let mut ks = vec![Scalar::<C>::ZERO, Scalar::<C>::ONE, -Scalar::<C>::ONE];
+        let mut power = Scalar::<C>::ONE;
+        for i in 0..Scalar::<C>::NUM_BITS {
+            ks.push(power);
+            ks.push(power - Scalar::<C>::ONE);
+            if i % 6 == 5 {
+                ks.push(-power);
+            }
+            power = power.double();
+        }
+        ks
+    }
+
     #[test]
     fn fixed_base_multiplication_agrees_with_the_curve_crate() {
         let g = p256::ProjectivePoint::GENERATOR;
-        let table = FixedBase::<p256::NistP256>::new(g);
-        let mut ks = scalars::<p256::NistP256>(40);
-        ks.extend([p256::Scalar::ZERO, p256::Scalar::ONE, -p256::Scalar::ONE]);
-        for k in ks {
-            assert_eq!(table.mul(&k), g * k);
+        for bits in [2, 5, 6, 7] {
+            let table = FixedBase::<p256::NistP256>::new(g, bits);
+            let ks = scalars::<p256::NistP256>(40).into_iter().chain(carry_scalars::<p256::NistP256>());
+            for k in ks {
+                assert_eq!(table.mul(&k), g * k, "{bits}-bit windows");
+            }
         }
         let g = p384::ProjectivePoint::GENERATOR;
-        let table = FixedBase::<p384::NistP384>::new(g);
-        for k in scalars::<p384::NistP384>(20).into_iter().chain([-p384::Scalar::ONE]) {
+        let table = FixedBase::<p384::NistP384>::new(g, p384::NistP384::KEY_WINDOW);
+        for k in scalars::<p384::NistP384>(20).into_iter().chain(carry_scalars::<p384::NistP384>()) {
             assert_eq!(table.mul(&k), g * k);
         }
     }
