@@ -345,16 +345,24 @@ fn compile_jwk(field: &str, value: &serde_json::Value) -> Result<Option<Key>, Co
     let (material, inferred) = match jwk.kty.as_str() {
         "RSA" => (KeyMaterial::Rsa { n: member("n", &jwk.n)?, e: member("e", &jwk.e)? }, None),
         "EC" => {
-            let alg = match jwk.crv.as_deref().ok_or_else(|| ConfigError::new(field, INCOMPLETE))? {
-                "P-256" => Algorithm::ES256,
-                "P-384" => Algorithm::ES384,
+            let (alg, size) = match jwk.crv.as_deref().ok_or_else(|| ConfigError::new(field, INCOMPLETE))? {
+                "P-256" => (Algorithm::ES256, 32),
+                "P-384" => (Algorithm::ES384, 48),
                 _ => return Err(unsupported_curve()),
             };
-            // The uncompressed SEC1 point; a coordinate of the wrong size
-            // makes one the curve's verifier refuses.
+            // Each coordinate is exactly the field's size (RFC 7518 §6.2.1.2):
+            // one with a byte lost or added would shift the other.
             let mut point = vec![0x04];
-            point.extend(member("x", &jwk.x)?);
-            point.extend(member("y", &jwk.y)?);
+            for (name, value) in [("x", &jwk.x), ("y", &jwk.y)] {
+                let coordinate = member(name, value)?;
+                if coordinate.len() != size {
+                    return Err(ConfigError::new(
+                        format!("{field}.{name}"),
+                        format!("must be {size} bytes for {}", jwk.crv.as_deref().unwrap_or_default()),
+                    ));
+                }
+                point.extend(coordinate);
+            }
             (KeyMaterial::Ec(point), Some(alg))
         }
         "OKP" => match jwk.crv.as_deref().ok_or_else(|| ConfigError::new(field, INCOMPLETE))? {
@@ -440,6 +448,18 @@ mod tests {
         let key = |name: &str| decode_public_pem(key_file(name).as_bytes()).unwrap();
         assert!(bind("k", None, Algorithm::ES256, &key("p256.pub.pem")).is_ok());
         assert!(bind("k", None, Algorithm::EdDSA, &key("ed25519.pub.pem")).is_ok());
+        // The same keys' points compressed (as `openssl ec -conv_form compressed` writes them).
+        for (alg, name) in [(Algorithm::ES256, "p256.pub.pem"), (Algorithm::ES384, "p384.pub.pem")] {
+            let KeyMaterial::Ec(point) = key(name) else { panic!("{name}: not an EC key") };
+            let (x, y) = point[1..].split_at((point.len() - 1) / 2);
+            let mut compressed = vec![2 + (y[y.len() - 1] & 1)];
+            compressed.extend_from_slice(x);
+            let bound = bind("k", None, alg, &KeyMaterial::Ec(compressed.clone()));
+            assert!(bound.is_ok(), "{name} compressed");
+            let other = if alg == Algorithm::ES256 { Algorithm::ES384 } else { Algorithm::ES256 };
+            let error = bind("k", None, other, &KeyMaterial::Ec(compressed)).err().map(|e| e.to_string());
+            assert_eq!(error, Some(format!("license-gate: config: k: key curve does not fit {other:?}")));
+        }
         for (alg, name, message) in [
             (Algorithm::RS256, "p256.pub.pem", "key type does not fit RS256"),
             (Algorithm::ES256, "rsa.pub.pem", "key type does not fit ES256"),
@@ -524,8 +544,9 @@ mod tests {
             (rsa(serde_json::json!({"alg": "RS256", "n": "a+b/"})), "k.n: not base64url"),
             (p256(serde_json::json!({"alg": "ES384"})), "k.alg: does not fit the key's curve"),
             (p256(serde_json::json!({"crv": "P-521"})), "k.crv: unsupported curve"),
-            (p256(serde_json::json!({"crv": "P-384"})), "k: key curve does not fit ES384"),
-            (p256(serde_json::json!({"x": "AAAA"})), "k: key curve does not fit ES256"),
+            (p256(serde_json::json!({"crv": "P-384"})), "k.x: must be 48 bytes for P-384"),
+            (p256(serde_json::json!({"x": "AAAA"})), "k.x: must be 32 bytes for P-256"),
+            (p256(serde_json::json!({"y": URL_SAFE_NO_PAD.encode([1u8; 33])})), "k.y: must be 32 bytes for P-256"),
             (serde_json::json!({"kty": "OKP", "crv": "X25519", "x": "AAAA"}), "k.crv: unsupported curve"),
             (serde_json::json!({"kty": "oct", "k": "c2VjcmV0"}), "k: symmetric (oct) keys belong in hmac_secrets"),
             (serde_json::json!({"kty": "RSA-X"}), "k.kty: unsupported key type \"RSA-X\""),

@@ -267,9 +267,6 @@ pub(crate) fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Op
     }
 }
 
-/// A claim as an upstream header value: strings as they are, numbers and
-/// booleans as JSON text, arrays of those joined with commas. Anything with a
-/// control character (header injection) or an object is left out.
 /// The features of a license, inserted one by one: collecting into a
 /// `BTreeSet` sorts a `Vec` first, one more copy of the standard library's
 /// stable sort in the module (about 6 KB) for lists of a few names.
@@ -281,6 +278,9 @@ fn feature_set<'a>(names: impl Iterator<Item = Result<&'a str, Reason>>) -> Resu
     Ok(set)
 }
 
+/// A claim as an upstream header value: strings as they are, numbers and
+/// booleans as JSON text, arrays of those joined with commas. Anything with a
+/// control character (header injection) or an object is left out.
 fn header_value(v: &Value) -> Option<String> {
     let text = match v {
         Value::String(s) => s.clone(),

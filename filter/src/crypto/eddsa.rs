@@ -93,6 +93,7 @@ fn canonical_y(encoded: &[u8; 32]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use curve25519_dalek::constants::EIGHT_TORSION;
     use curve25519_dalek::traits::Identity;
     use ed25519_dalek::{Signer, SigningKey};
 
@@ -134,6 +135,12 @@ mod tests {
                 add_order(s_part);
                 candidates.push(malleable.to_vec());
                 candidates.push(good[..63].to_vec());
+                // R plus a point of order 8: not of small order itself, so it
+                // passes that check, and the equation refuses it.
+                let r = CompressedEdwardsY(good[..32].try_into().unwrap()).decompress().unwrap();
+                let mut mixed = good;
+                mixed[..32].copy_from_slice((r + EIGHT_TORSION[1]).compress().as_bytes());
+                candidates.push(mixed.to_vec());
                 for candidate in candidates {
                     let expected = <[u8; 64]>::try_from(candidate.as_slice())
                         .map(|b| verifying.verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&b)).is_ok())

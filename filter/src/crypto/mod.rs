@@ -128,7 +128,7 @@ impl fmt::Display for Algorithm {
 pub enum KeyMaterial {
     /// Modulus and public exponent, big-endian.
     Rsa { n: Vec<u8>, e: Vec<u8> },
-    /// A SEC1 point (uncompressed: 0x04 || x || y).
+    /// A SEC1 point (uncompressed, 0x04 || x || y, or compressed).
     Ec(Vec<u8>),
     /// The 32-byte encoding of an Ed25519 public key.
     Ed(Vec<u8>),
@@ -201,13 +201,18 @@ impl Verifier {
                 let key = RsaKey::new(n, e).map_err(KeyError::Rsa)?;
                 Verifier::Rsa(RsaVerifier::new(alg, key).ok_or(KeyError::WrongFamily)?)
             }
-            // An uncompressed SEC1 point: 1 + 2 * 32 bytes on P-256, 1 + 2 * 48 on P-384.
-            (Algorithm::ES256, KeyMaterial::Ec(point)) if point.len() == 65 => Verifier::P256(EcdsaKey::new(
-                *p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| KeyError::NotOnCurve)?.as_affine(),
-            )),
-            (Algorithm::ES384, KeyMaterial::Ec(point)) if point.len() == 97 => Verifier::P384(EcdsaKey::new(
-                *p384::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| KeyError::NotOnCurve)?.as_affine(),
-            )),
+            // A SEC1 point of the algorithm's curve, uncompressed (1 + 2 * 32
+            // bytes on P-256, 1 + 2 * 48 on P-384) or compressed (1 + 32, 1 + 48).
+            (Algorithm::ES256, KeyMaterial::Ec(point)) if matches!(point.len(), 33 | 65) => {
+                Verifier::P256(EcdsaKey::new(
+                    *p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| KeyError::NotOnCurve)?.as_affine(),
+                ))
+            }
+            (Algorithm::ES384, KeyMaterial::Ec(point)) if matches!(point.len(), 49 | 97) => {
+                Verifier::P384(EcdsaKey::new(
+                    *p384::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| KeyError::NotOnCurve)?.as_affine(),
+                ))
+            }
             (_, KeyMaterial::Ec(_)) => return Err(KeyError::WrongCurve),
             (_, KeyMaterial::Ed(bytes)) => {
                 Verifier::Ed25519(Ed25519Key::new(&ed25519_key(bytes).map_err(KeyError::Ed25519)?))
