@@ -32,6 +32,10 @@ fn bad_configs_are_refused_with_one_line_naming_the_field() {
     rsa_jwk_no_alg.as_object_mut().map(|o| o.remove("alg"));
     let mut ec_jwk_bad_x = jwk(Signer { alg: jsonwebtoken::Algorithm::ES256, kid: Some("e"), key: "p256.key.pem" });
     ec_jwk_bad_x["x"] = json!("A".repeat(43)); // 32 zero bytes: a point off the curve
+    let mut ec_jwk_short_y = ec_jwk_bad_x.clone();
+    ec_jwk_short_y["x"] =
+        jwk(Signer { alg: jsonwebtoken::Algorithm::ES256, kid: None, key: "p256.key.pem" })["x"].clone();
+    ec_jwk_short_y["y"] = json!("A".repeat(42)); // 31 bytes: a leading zero lost
 
     let cases: Vec<(&str, Value, &str)> = vec![
         (
@@ -131,6 +135,16 @@ fn bad_configs_are_refused_with_one_line_naming_the_field() {
             "EC JWK off the curve",
             with(config(), &["keys", "jwks"], json!({"keys": [ec_jwk_bad_x]})),
             "license-gate: config: keys.jwks.keys[0]: unusable key for ES256: not a point of its curve",
+        ),
+        (
+            "EC JWK coordinate of the wrong size",
+            with(config(), &["keys", "jwks"], json!({"keys": [ec_jwk_short_y]})),
+            "license-gate: config: keys.jwks.keys[0].y: must be 32 bytes for P-256",
+        ),
+        (
+            "JWK of an unsupported key type",
+            with(config(), &["keys", "jwks"], json!({"keys": [{"kty": "RSA-X", "n": "AQAB"}]})),
+            "license-gate: config: keys.jwks.keys[0].kty: unsupported key type \"RSA-X\"",
         ),
         (
             "oct JWK",
