@@ -8,7 +8,7 @@ use std::str::FromStr;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::crypto::{Algorithm, Family, KeyError, KeyMaterial, Verifier};
+use crate::crypto::{Algorithm, Family, KeyMaterial, Verifier};
 use crate::error::ConfigError;
 use crate::schema::{RawHmacSecret, RawKeys};
 
@@ -277,18 +277,7 @@ fn parse_alg(field: &str, name: &str) -> Result<Algorithm, ConfigError> {
 /// it. The verifier parses its key here (EC and Ed25519 points, the RSA
 /// modulus), so a bad key is refused now rather than on the first request.
 fn bind(field: &str, kid: Option<String>, alg: Algorithm, material: &KeyMaterial) -> Result<Key, ConfigError> {
-    let verifier = Verifier::new(alg, material).map_err(|e| {
-        ConfigError::new(
-            field,
-            match e {
-                KeyError::WrongFamily => format!("key type does not fit {alg:?}"),
-                KeyError::WrongCurve => format!("key curve does not fit {alg:?}"),
-                KeyError::NotOnCurve => format!("unusable key for {alg:?}: not a point of its curve"),
-                KeyError::Rsa(e) => e.to_string(),
-                KeyError::Ed25519(e) => e.to_string(),
-            },
-        )
-    })?;
+    let verifier = Verifier::new(alg, material).map_err(|e| ConfigError::new(field, e.to_string()))?;
     Ok(Key { kid, alg, verifier })
 }
 

@@ -25,13 +25,6 @@ pub fn parse(bytes: &[u8]) -> Result<RawConfig, serde_json::Error> {
     serde_json::from_slice(bytes)
 }
 
-/// A fetched JWKS: its keys stay raw JSON, each compiled on its own so that
-/// one unusable key does not refuse the others.
-#[derive(Deserialize)]
-pub struct RawJwksDocument {
-    pub keys: Vec<serde_json::Value>,
-}
-
 /// A JWK as license-gate reads it (RFC 7517 §4, RFC 7518 §6, RFC 8037 §2):
 /// the members of the key types it verifies with. Other members (`x5c`,
 /// `key_ops`, `k`, …) are ignored, as a JWKS may carry them.
@@ -57,7 +50,7 @@ pub fn parse_jwk(value: &serde_json::Value) -> Result<RawJwk, serde_json::Error>
 
 /// Parses a fetched JWKS document (see [`parse`] for why not inlined).
 #[inline(never)]
-pub fn parse_jwks_document(bytes: &[u8]) -> Result<RawJwksDocument, serde_json::Error> {
+pub fn parse_jwks_document(bytes: &[u8]) -> Result<RawJwks, serde_json::Error> {
     serde_json::from_slice(bytes)
 }
 
@@ -128,7 +121,9 @@ pub struct RawKeys {
     pub remote: Option<RawRemote>,
 }
 
-/// Each key stays raw JSON here so that one bad key is reported with its index.
+/// A JWKS, inline (`keys.jwks`) or fetched. Each key stays raw JSON here,
+/// compiled on its own: an inline key that is refused is reported with its
+/// index, and one unusable fetched key does not refuse the others.
 #[derive(Deserialize)]
 pub struct RawJwks {
     pub keys: Vec<serde_json::Value>,

@@ -154,26 +154,26 @@ impl KeyMaterial {
     }
 }
 
-/// Why key material cannot verify for an algorithm.
+/// Why key material cannot verify for an algorithm; the message names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyError {
     /// The material is of another family than the algorithm.
-    WrongFamily,
+    WrongFamily(Algorithm),
     /// An EC point of another size than the algorithm's curve.
-    WrongCurve,
+    WrongCurve(Algorithm),
     Rsa(rsa::RsaKeyError),
     /// Not a point of the algorithm's curve.
-    NotOnCurve,
+    NotOnCurve(Algorithm),
     Ed25519(&'static str),
 }
 
 impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KeyError::WrongFamily => f.write_str("key type does not fit the algorithm"),
-            KeyError::WrongCurve => f.write_str("key curve does not fit the algorithm"),
+            KeyError::WrongFamily(alg) => write!(f, "key type does not fit {alg}"),
+            KeyError::WrongCurve(alg) => write!(f, "key curve does not fit {alg}"),
             KeyError::Rsa(e) => e.fmt(f),
-            KeyError::NotOnCurve => f.write_str("not a point of the curve"),
+            KeyError::NotOnCurve(alg) => write!(f, "unusable key for {alg}: not a point of its curve"),
             KeyError::Ed25519(e) => f.write_str(e),
         }
     }
@@ -194,26 +194,30 @@ impl Verifier {
     /// by [`Verifier::prepare`].
     pub fn new(alg: Algorithm, material: &KeyMaterial) -> Result<Verifier, KeyError> {
         if material.family() != alg.family() {
-            return Err(KeyError::WrongFamily);
+            return Err(KeyError::WrongFamily(alg));
         }
         Ok(match (alg, material) {
             (_, KeyMaterial::Rsa { n, e }) => {
                 let key = RsaKey::new(n, e).map_err(KeyError::Rsa)?;
-                Verifier::Rsa(RsaVerifier::new(alg, key).ok_or(KeyError::WrongFamily)?)
+                Verifier::Rsa(RsaVerifier::new(alg, key).ok_or(KeyError::WrongFamily(alg))?)
             }
             // A SEC1 point of the algorithm's curve, uncompressed (1 + 2 * 32
             // bytes on P-256, 1 + 2 * 48 on P-384) or compressed (1 + 32, 1 + 48).
             (Algorithm::ES256, KeyMaterial::Ec(point)) if matches!(point.len(), 33 | 65) => {
                 Verifier::P256(EcdsaKey::new(
-                    *p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| KeyError::NotOnCurve)?.as_affine(),
+                    *p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                        .map_err(|_| KeyError::NotOnCurve(alg))?
+                        .as_affine(),
                 ))
             }
             (Algorithm::ES384, KeyMaterial::Ec(point)) if matches!(point.len(), 49 | 97) => {
                 Verifier::P384(EcdsaKey::new(
-                    *p384::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| KeyError::NotOnCurve)?.as_affine(),
+                    *p384::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                        .map_err(|_| KeyError::NotOnCurve(alg))?
+                        .as_affine(),
                 ))
             }
-            (_, KeyMaterial::Ec(_)) => return Err(KeyError::WrongCurve),
+            (_, KeyMaterial::Ec(_)) => return Err(KeyError::WrongCurve(alg)),
             (_, KeyMaterial::Ed(bytes)) => {
                 Verifier::Ed25519(Ed25519Key::new(&ed25519_key(bytes).map_err(KeyError::Ed25519)?))
             }
@@ -289,10 +293,10 @@ mod tests {
     #[test]
     fn material_must_fit_the_algorithm() {
         let secret = KeyMaterial::Secret(vec![7; 32]);
-        assert!(matches!(Verifier::new(Algorithm::RS256, &secret), Err(KeyError::WrongFamily)));
+        assert_eq!(Verifier::new(Algorithm::RS256, &secret).err(), Some(KeyError::WrongFamily(Algorithm::RS256)));
         let ec = KeyMaterial::Ec(vec![4; 65]);
-        assert!(matches!(Verifier::new(Algorithm::ES384, &ec), Err(KeyError::WrongCurve)));
-        assert!(matches!(Verifier::new(Algorithm::ES256, &ec), Err(KeyError::NotOnCurve)));
+        assert_eq!(Verifier::new(Algorithm::ES384, &ec).err(), Some(KeyError::WrongCurve(Algorithm::ES384)));
+        assert_eq!(Verifier::new(Algorithm::ES256, &ec).err(), Some(KeyError::NotOnCurve(Algorithm::ES256)));
         let hmac = Verifier::new(Algorithm::HS256, &secret).map_err(|e| e.to_string()).unwrap();
         let tag = <Hmac<Sha256> as Mac>::new_from_slice(&[7; 32]).unwrap().chain_update(b"m").finalize().into_bytes();
         assert!(hmac.verify(b"m", &tag));
