@@ -11,29 +11,24 @@
 //!
 //! The group arithmetic (field, point addition, normalisation, scalar
 //! inversion) is the curve crate's; this file only chooses which points to
-//! add. The verification equation is RFC 6979/FIPS 186's, as in
+//! add. The verification equation is FIPS 186's, as in
 //! `ecdsa::hazmat::verify_prehashed`, and the tests hold it to RustCrypto's
-//! own verifier.
-
-// The 0.13 curve crates still speak generic-array 0.14, deprecated upstream.
-#![allow(deprecated)]
+//! own verifier. The 0.14 curve crates (elliptic-curve 0.14) replaced the
+//! 0.13 line here: p384's field moved from fiat-crypto's unrolled 12-limb
+//! products to Montgomery arithmetic on crypto-bigint, 73 KB less module and
+//! misses 8 % (ES256) and 23 % (ES384) fewer instructions (issue 13).
 
 use std::sync::OnceLock;
 
-use ecdsa::hazmat::bits2field;
-use ecdsa::{Signature, SignatureSize};
-use elliptic_curve::generic_array::ArrayLength;
+use ecdsa::{EcdsaCurve, Signature};
 use elliptic_curve::group::{Curve as _, Group};
 use elliptic_curve::ops::{Invert, Reduce};
 use elliptic_curve::point::AffineCoordinates;
-use elliptic_curve::{AffinePoint, CurveArithmetic, PrimeCurve, PrimeField, ProjectivePoint, Scalar};
+use elliptic_curve::{AffinePoint, CurveArithmetic, FieldBytes, PrimeField, ProjectivePoint, Scalar};
 use sha2::Digest;
 
 /// The curves this verifier is built for, with the hash JWS pairs them with.
-pub trait JwsCurve: PrimeCurve + CurveArithmetic
-where
-    SignatureSize<Self>: ArrayLength<u8>,
-{
+pub trait JwsCurve: EcdsaCurve + CurveArithmetic {
     type Hash: Digest;
     /// Window bits of the generator's table (one per VM) and of a key's
     /// (one per key): each window costs one addition per signature, each
@@ -79,7 +74,7 @@ pub struct FixedBase<C: CurveArithmetic> {
     table: Vec<ProjectivePoint<C>>,
 }
 
-impl<C: PrimeCurve + CurveArithmetic> FixedBase<C> {
+impl<C: CurveArithmetic> FixedBase<C> {
     fn new(point: ProjectivePoint<C>, bits: usize) -> Self {
         let half = 1usize << (bits - 1);
         // Windows up to bit NUM_BITS included: the top window of a scalar
@@ -103,7 +98,7 @@ impl<C: PrimeCurve + CurveArithmetic> FixedBase<C> {
     /// `k · P`, variable-time (k is public: it comes from the signature).
     fn mul(&self, k: &Scalar<C>) -> ProjectivePoint<C> {
         let repr = k.to_repr();
-        let bytes = repr.as_ref(); // big-endian
+        let bytes: &[u8] = repr.as_ref(); // big-endian
         let bit =
             |i: usize| bytes.len().checked_sub(1 + i / 8).and_then(|b| bytes.get(b)).map_or(0, |b| (b >> (i % 8)) & 1);
         let half = 1usize << (self.bits - 1);
@@ -129,18 +124,12 @@ impl<C: PrimeCurve + CurveArithmetic> FixedBase<C> {
 
 /// A configured ECDSA public key with its table, built on first use (or by
 /// [`EcdsaKey::prepare`]): a fetched JWKS may hold many keys no token names.
-pub struct EcdsaKey<C: JwsCurve>
-where
-    SignatureSize<C>: ArrayLength<u8>,
-{
+pub struct EcdsaKey<C: JwsCurve> {
     point: ProjectivePoint<C>,
     table: OnceLock<FixedBase<C>>,
 }
 
-impl<C: JwsCurve> EcdsaKey<C>
-where
-    SignatureSize<C>: ArrayLength<u8>,
-{
+impl<C: JwsCurve> EcdsaKey<C> {
     pub fn new(point: AffinePoint<C>) -> Self {
         EcdsaKey { point: point.into(), table: OnceLock::new() }
     }
@@ -161,17 +150,19 @@ where
         let Ok(signature) = Signature::<C>::from_slice(signature) else {
             return false; // r or s zero, out of range, or the wrong length
         };
-        let Ok(z) = bits2field::<C>(&C::Hash::digest(message)) else {
+        // SHA-256 for P-256, SHA-384 for P-384: the digest is exactly as
+        // long as the order, so bits2int neither pads nor truncates.
+        let Ok(z) = FieldBytes::<C>::try_from(&C::Hash::digest(message)[..]) else {
             return false;
         };
-        let z = <Scalar<C> as Reduce<C::Uint>>::reduce_bytes(&z);
+        let z = <Scalar<C> as Reduce<FieldBytes<C>>>::reduce(&z);
         let (r, s) = signature.split_scalars();
         let s_inv = *s.invert_vartime();
         let (u1, u2) = (z * s_inv, *r * s_inv);
         let sum = C::generator_table().mul(&u1) + self.table().mul(&u2);
         // The identity's affine x is zero, never equal to a non-zero r.
         let x = sum.to_affine().x();
-        <Scalar<C> as Reduce<C::Uint>>::reduce_bytes(&x) == *r
+        <Scalar<C> as Reduce<FieldBytes<C>>>::reduce(&x) == *r
     }
 }
 

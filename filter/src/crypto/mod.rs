@@ -205,14 +205,14 @@ impl Verifier {
             // bytes on P-256, 1 + 2 * 48 on P-384) or compressed (1 + 32, 1 + 48).
             (Algorithm::ES256, KeyMaterial::Ec(point)) if matches!(point.len(), 33 | 65) => {
                 Verifier::P256(EcdsaKey::new(
-                    *p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                    *elliptic_curve::PublicKey::<p256::NistP256>::from_sec1_bytes(point)
                         .map_err(|_| KeyError::NotOnCurve(alg))?
                         .as_affine(),
                 ))
             }
             (Algorithm::ES384, KeyMaterial::Ec(point)) if matches!(point.len(), 49 | 97) => {
                 Verifier::P384(EcdsaKey::new(
-                    *p384::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                    *elliptic_curve::PublicKey::<p384::NistP384>::from_sec1_bytes(point)
                         .map_err(|_| KeyError::NotOnCurve(alg))?
                         .as_affine(),
                 ))
