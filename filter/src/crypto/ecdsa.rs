@@ -39,8 +39,8 @@ pub trait JwsCurve: EcdsaCurve + CurveArithmetic {
     fn generator_table() -> &'static FixedBase<Self>;
 }
 
-/// P-256: 37 additions for G (2,368 points, 227 KB per VM) and 43 for the
-/// key (1,376 points, 132 KB per key); 104 with the unsigned 5-bit tables
+/// P-256: 37 additions for G (2,368 points, 170 KB per VM) and 43 for the
+/// key (1,376 points, 99 KB per key); 104 with the unsigned 5-bit tables
 /// before (issue 13, BENCHMARKS.md).
 impl JwsCurve for p256::NistP256 {
     type Hash = sha2::Sha256;
@@ -52,7 +52,7 @@ impl JwsCurve for p256::NistP256 {
     }
 }
 
-/// P-384: 65 additions per table (2,080 points, 300 KB each).
+/// P-384: 65 additions per table (2,080 points, 216 KB each).
 impl JwsCurve for p384::NistP384 {
     type Hash = sha2::Sha384;
     const GENERATOR_WINDOW: usize = 6;
@@ -69,9 +69,10 @@ impl JwsCurve for p384::NistP384 {
 /// an unsigned one of the same window would.
 pub struct FixedBase<C: CurveArithmetic> {
     bits: usize,
-    // Projective: p256 0.13 offers no batch normalisation, and one inversion
-    // per point would cost more to build than mixed additions ever save.
-    table: Vec<ProjectivePoint<C>>,
+    // Affine, normalised in one batch (one inversion for the whole table):
+    // two coordinates instead of three, and a mixed addition is cheaper
+    // than a projective one.
+    table: Vec<AffinePoint<C>>,
 }
 
 impl<C: CurveArithmetic> FixedBase<C> {
@@ -92,7 +93,9 @@ impl<C: CurveArithmetic> FixedBase<C> {
             // `multiple` is half · base: the next window's base is twice it.
             base = multiple.double();
         }
-        FixedBase { bits, table }
+        let mut affine = vec![AffinePoint::<C>::default(); table.len()];
+        ProjectivePoint::<C>::batch_normalize(&table, &mut affine);
+        FixedBase { bits, table: affine }
     }
 
     /// `k · P`, variable-time (k is public: it comes from the signature).
@@ -112,9 +115,9 @@ impl<C: CurveArithmetic> FixedBase<C> {
             let magnitude = if carry == 1 { (1 << self.bits) - value } else { value };
             if let Some(point) = magnitude.checked_sub(1).and_then(|i| points.get(i)) {
                 if carry == 1 {
-                    acc -= point;
+                    acc -= *point;
                 } else {
-                    acc += point;
+                    acc += *point;
                 }
             }
         }
