@@ -1,8 +1,9 @@
 //! ECDSA verification (ES256, ES384) with precomputed fixed-base tables.
 //!
-//! RustCrypto's `p256`/`p384` verify with `u1·G + u2·Q` computed as two
-//! constant-time scalar multiplications: 4 doublings and a 16-way
-//! constant-time table scan per 4-bit window, tables rebuilt on every call.
+//! RustCrypto's `p256`/`p384` verify by computing `u1·G + u2·Q` from
+//! scratch for every signature (0.13: two constant-time scalar
+//! multiplications, 4 doublings and a 16-way table scan per 4-bit window;
+//! 0.14: a variable-time wNAF combination), their tables rebuilt per call.
 //! Verification handles only public data, so it may be variable-time, and
 //! both points are fixed: G forever, Q for as long as the configuration
 //! lives. Tables of `d·2^(bw)·P` for signed digits `d` (a negative digit

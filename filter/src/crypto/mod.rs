@@ -201,6 +201,12 @@ impl Verifier {
                 let key = RsaKey::new(n, e).map_err(KeyError::Rsa)?;
                 Verifier::Rsa(RsaVerifier::new(alg, key).ok_or(KeyError::WrongFamily(alg))?)
             }
+            // SEC1 tags 02/03 (compressed) and 04 (uncompressed) only: the
+            // compact form (05, no y) that the sec1 crate also reads is a key
+            // format of neither RFC 5480 nor RFC 7518.
+            (_, KeyMaterial::Ec(point)) if !matches!(point.first(), Some(2..=4)) => {
+                return Err(KeyError::NotOnCurve(alg));
+            }
             // A SEC1 point of the algorithm's curve, uncompressed (1 + 2 * 32
             // bytes on P-256, 1 + 2 * 48 on P-384) or compressed (1 + 32, 1 + 48).
             (Algorithm::ES256, KeyMaterial::Ec(point)) if matches!(point.len(), 33 | 65) => {
@@ -297,6 +303,17 @@ mod tests {
         let ec = KeyMaterial::Ec(vec![4; 65]);
         assert_eq!(Verifier::new(Algorithm::ES384, &ec).err(), Some(KeyError::WrongCurve(Algorithm::ES384)));
         assert_eq!(Verifier::new(Algorithm::ES256, &ec).err(), Some(KeyError::NotOnCurve(Algorithm::ES256)));
+        // The P-256 generator's x: compressed with either parity it is a
+        // point (G or -G); the compact form of the same x is refused.
+        let g_x: [u8; 32] = [
+            0x6b, 0x17, 0xd1, 0xf2, 0xe1, 0x2c, 0x42, 0x47, 0xf8, 0xbc, 0xe6, 0xe5, 0x63, 0xa4, 0x40, 0xf2, 0x77, 0x03,
+            0x7d, 0x81, 0x2d, 0xeb, 0x33, 0xa0, 0xf4, 0xa1, 0x39, 0x45, 0xd8, 0x98, 0xc2, 0x96,
+        ];
+        for (tag, usable) in [(0x02, true), (0x03, true), (0x05, false), (0x00, false), (0x04, false)] {
+            let point = KeyMaterial::Ec([&[tag][..], &g_x].concat());
+            let verdict = Verifier::new(Algorithm::ES256, &point).err();
+            assert_eq!(verdict, (!usable).then_some(KeyError::NotOnCurve(Algorithm::ES256)), "tag {tag:#04x}");
+        }
         let hmac = Verifier::new(Algorithm::HS256, &secret).map_err(|e| e.to_string()).unwrap();
         let tag = <Hmac<Sha256> as Mac>::new_from_slice(&[7; 32]).unwrap().chain_update(b"m").finalize().into_bytes();
         assert!(hmac.verify(b"m", &tag));
