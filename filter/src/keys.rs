@@ -334,7 +334,8 @@ fn compile_jwk(field: &str, value: &serde_json::Value) -> Result<Option<Key>, Co
     let (material, inferred) = match jwk.kty.as_str() {
         "RSA" => (KeyMaterial::Rsa { n: member("n", &jwk.n)?, e: member("e", &jwk.e)? }, None),
         "EC" => {
-            let (alg, size) = match jwk.crv.as_deref().ok_or_else(|| ConfigError::new(field, INCOMPLETE))? {
+            let crv = jwk.crv.as_deref().ok_or_else(|| ConfigError::new(field, INCOMPLETE))?;
+            let (alg, size) = match crv {
                 "P-256" => (Algorithm::ES256, 32),
                 "P-384" => (Algorithm::ES384, 48),
                 _ => return Err(unsupported_curve()),
@@ -345,10 +346,7 @@ fn compile_jwk(field: &str, value: &serde_json::Value) -> Result<Option<Key>, Co
             for (name, value) in [("x", &jwk.x), ("y", &jwk.y)] {
                 let coordinate = member(name, value)?;
                 if coordinate.len() != size {
-                    return Err(ConfigError::new(
-                        format!("{field}.{name}"),
-                        format!("must be {size} bytes for {}", jwk.crv.as_deref().unwrap_or_default()),
-                    ));
+                    return Err(ConfigError::new(format!("{field}.{name}"), format!("must be {size} bytes for {crv}")));
                 }
                 point.extend(coordinate);
             }
